@@ -1,0 +1,46 @@
+//! Engine configuration: the limits and policies a host may tune.
+
+/// Which origins may read responses cross-origin (CORS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsPolicy {
+    /// `Access-Control-Allow-Origin: *` (the default).
+    AnyOrigin,
+    /// Only these exact origins are echoed back.
+    AllowList(Vec<String>),
+}
+
+/// Tunables of an [`crate::Engine`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// URL path prefix under which streams live, with both slashes.
+    pub stream_root: String,
+    /// How long a long-poll waits for data before answering 204.
+    pub long_poll_timeout_ms: u64,
+    /// Most bytes a catch-up read returns in one response.
+    pub max_chunk_bytes: usize,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// An SSE response ends after this long so clients reconnect (§10.2).
+    pub sse_reconnect_ms: u64,
+    /// Interval of SSE keep-alive comments while idle.
+    pub sse_keep_alive_ms: u64,
+    /// CORS policy.
+    pub cors: CorsPolicy,
+    /// `Cache-Control` of cacheable reads (PROTOCOL §10.1).
+    pub cacheable_read: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            stream_root: "/v1/stream/".to_string(),
+            long_poll_timeout_ms: 30_000,
+            max_chunk_bytes: 1 << 20,
+            max_body_bytes: 64 << 20,
+            sse_reconnect_ms: 60_000,
+            sse_keep_alive_ms: 15_000,
+            cors: CorsPolicy::AnyOrigin,
+            cacheable_read: "public, max-age=60, stale-while-revalidate=300".to_string(),
+        }
+    }
+}

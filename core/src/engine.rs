@@ -1,0 +1,404 @@
+//! The engine: one state machine over a [`Store`], driven by its host.
+//!
+//! Contract with the host (DESIGN.md §2):
+//! - [`Engine::handle`] takes a request and `now`, and returns either a
+//!   complete response or a [`LongPoll`] to park.
+//! - After every call the host drains [`Engine::poll_event`] and wakes the
+//!   long-polls and SSE sessions parked on each event's path; a woken
+//!   long-poll is retried with [`Engine::resume`], an SSE session with
+//!   [`Engine::sse_poll`].
+//! - The host asks [`Engine::poll_timeout`] for the next deadline (expiry)
+//!   and calls [`Engine::handle_timeout`] once it has passed.
+//!
+//! Every write is committed to the store before its response is built, so a
+//! response that reports success always describes committed state.
+
+pub mod append;
+pub mod create;
+pub mod delete;
+pub mod read;
+pub mod sse_session;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::config::{Config, CorsPolicy};
+use crate::cursor::Jitter;
+use crate::error::{EngineError, ProtocolError};
+use crate::problem::error_response;
+use crate::request::{Method, Request};
+use crate::response::{names, Body, Response};
+use crate::store::{Batch, Op, Store, StoreError, StreamId};
+use crate::stream::StreamMeta;
+use crate::time::UnixMillis;
+
+pub use read::LongPoll;
+pub use sse_session::{SseSession, SseStep};
+
+/// Something the host must react to: wake whatever waits on `path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Data was appended to, or the closure of, the stream at `path`.
+    Advanced {
+        /// The stream's URL path.
+        path: String,
+    },
+    /// The stream at `path` was deleted or expired.
+    Removed {
+        /// The stream's URL path.
+        path: String,
+    },
+}
+
+impl Event {
+    /// The path whose waiters must be woken.
+    pub fn path(&self) -> &str {
+        match self {
+            Event::Advanced { path } | Event::Removed { path } => path,
+        }
+    }
+}
+
+/// What [`Engine::handle`] and [`Engine::resume`] produce.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this response.
+    Respond(Response),
+    /// Park until an event for `LongPoll::path` or `LongPoll::deadline`,
+    /// then call [`Engine::resume`].
+    Wait(LongPoll),
+}
+
+/// A stream as the engine holds it in memory.
+#[derive(Clone, Debug)]
+pub(crate) struct StreamState {
+    pub meta: StreamMeta,
+    /// Number of live forks whose origin is this stream (derived).
+    pub forks: u32,
+}
+
+/// The protocol engine over a store `S`.
+pub struct Engine<S: Store> {
+    pub(crate) store: S,
+    pub(crate) config: Config,
+    pub(crate) streams: BTreeMap<String, StreamState>,
+    /// Lower bounds of expiry deadlines; re-checked when they pass.
+    expiry_queue: BTreeSet<(UnixMillis, String)>,
+    events: VecDeque<Event>,
+    pub(crate) jitter: Jitter,
+    next_id: StreamId,
+}
+
+impl<S: Store> Engine<S> {
+    /// Opens an engine over `store`, loading every stream's metadata.
+    ///
+    /// `seed` feeds cursor jitter. Sliding TTLs restart no earlier than
+    /// `now`, since read renewals are kept in memory between writes.
+    /// Fork reference counts are recomputed, and soft-deleted streams that
+    /// no fork references any longer are cleaned up.
+    pub fn open(store: S, config: Config, now: UnixMillis, seed: u64) -> Result<Self, StoreError> {
+        let mut streams = BTreeMap::new();
+        let mut max_id = 0;
+        for (path, blob) in store.load_meta()? {
+            let mut meta = StreamMeta::decode(&path, &blob)?;
+            meta.last_access = meta.last_access.max(now.0);
+            max_id = max_id.max(meta.id);
+            streams.insert(path, StreamState { meta, forks: 0 });
+        }
+        let origins: Vec<(String, StreamId)> = streams
+            .values()
+            .filter_map(|s| {
+                s.meta
+                    .fork
+                    .as_ref()
+                    .map(|f| (f.source.clone(), f.source_id))
+            })
+            .collect();
+        for (source, source_id) in origins {
+            if let Some(s) = streams.get_mut(&source).filter(|s| s.meta.id == source_id) {
+                s.forks += 1;
+            }
+        }
+        let expiry_queue = streams
+            .iter()
+            .filter_map(|(p, s)| s.meta.expires_at().map(|at| (at, p.clone())))
+            .collect();
+        let mut engine = Engine {
+            store,
+            config,
+            streams,
+            expiry_queue,
+            events: VecDeque::new(),
+            jitter: Jitter::new(seed),
+            next_id: max_id + 1,
+        };
+        let orphans: Vec<String> = engine
+            .streams
+            .iter()
+            .filter(|(_, s)| s.meta.soft_deleted && s.forks == 0)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if !orphans.is_empty() {
+            let mut batch = Batch::default();
+            for path in orphans {
+                engine.purge(&path, &mut batch);
+            }
+            engine.store.commit(batch)?;
+        }
+        Ok(engine)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store (for diagnostics and tests).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Number of streams held, soft-deleted ones included.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Handles one request at `now`.
+    pub fn handle(&mut self, req: Request, now: UnixMillis) -> Outcome {
+        let cors = self.cors_headers(&req);
+        let outcome = match self.dispatch(&req, now) {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Respond(error_response(&e)),
+        };
+        match outcome {
+            Outcome::Respond(res) => Outcome::Respond(decorate(res, &cors)),
+            Outcome::Wait(mut lp) => {
+                lp.extra_headers = cors;
+                Outcome::Wait(lp)
+            }
+        }
+    }
+
+    /// The response for an error found by the host before the engine saw the
+    /// request (for example a body over [`Config::max_body_bytes`]).
+    pub fn reject(&self, req: &Request, error: ProtocolError) -> Response {
+        decorate(
+            error_response(&EngineError::Protocol(error)),
+            &self.cors_headers(req),
+        )
+    }
+
+    /// The next queued event, if any. Drain after every call.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`Engine::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.expiry_queue.first().map(|(at, _)| *at)
+    }
+
+    /// Expires every stream whose deadline has passed at `now`.
+    pub fn handle_timeout(&mut self, now: UnixMillis) -> Result<(), StoreError> {
+        while let Some((at, path)) = self.expiry_queue.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiry_queue.pop_first();
+            let Some(state) = self.streams.get(&path) else {
+                continue;
+            };
+            if state.meta.soft_deleted {
+                continue;
+            }
+            match state.meta.expires_at() {
+                Some(real) if real <= now => self.expire(&path)?,
+                Some(real) => {
+                    self.expiry_queue.insert((real, path));
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, req: &Request, now: UnixMillis) -> Result<Outcome, EngineError> {
+        if !req.path.starts_with(&self.config.stream_root)
+            || req.path.len() == self.config.stream_root.len()
+        {
+            return Err(ProtocolError::NotAStreamPath.into());
+        }
+        let respond = Outcome::Respond;
+        match req.method {
+            Method::Put => self.create(req, now).map(respond),
+            Method::Post => self.append(req, now).map(respond),
+            Method::Get => self.read(req, now),
+            Method::Head => self.head(req, now).map(respond),
+            Method::Delete => self.delete(req, now).map(respond),
+            Method::Options => Ok(respond(Response::new(204))),
+            Method::Other(_) => Err(ProtocolError::MethodNotAllowed.into()),
+        }
+    }
+
+    /// The live (not expired, not soft-deleted) stream at `path`, expiring it
+    /// first when its deadline has passed.
+    pub(crate) fn live_stream(
+        &mut self,
+        path: &str,
+        now: UnixMillis,
+    ) -> Result<&mut StreamState, EngineError> {
+        let expired = match self.streams.get(path) {
+            None => return Err(ProtocolError::NotFound.into()),
+            Some(s) if s.meta.soft_deleted => return Err(ProtocolError::Gone.into()),
+            Some(s) => s.meta.is_expired(now),
+        };
+        if expired {
+            self.expire(path)?;
+            return Err(ProtocolError::NotFound.into());
+        }
+        Ok(self.streams.get_mut(path).expect("checked above"))
+    }
+
+    /// Removes an expired stream like a `DELETE` would.
+    fn expire(&mut self, path: &str) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        self.remove(path, &mut batch);
+        self.store.commit(batch)
+    }
+
+    /// A fresh stream id, unique for this store's lifetime.
+    pub(crate) fn allocate_id(&mut self, now: UnixMillis) -> StreamId {
+        // Time-seeded so ids stay unique even if the newest stream was
+        // deleted before a restart.
+        let id = self.next_id.max(now.0 << 12);
+        self.next_id = id + 1;
+        id
+    }
+
+    /// Stores `state` under `path` after `batch` committed, and queues `event`.
+    pub(crate) fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.store.commit(batch)
+    }
+
+    /// Records that `path`'s metadata changed in a committed batch.
+    pub(crate) fn install(&mut self, path: &str, meta: StreamMeta) {
+        if let Some(at) = meta.expires_at() {
+            self.expiry_queue.insert((at, path.to_string()));
+        }
+        let forks = self.streams.get(path).map_or(0, |s| s.forks);
+        self.streams
+            .insert(path.to_string(), StreamState { meta, forks });
+    }
+
+    /// Queues an event for the host.
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    /// Adds the ops that remove `path` to `batch` and applies the removal in
+    /// memory: a soft delete while forks reference it, else a purge that
+    /// cascades up the fork chain (PROTOCOL §4.2, §5.4).
+    pub(crate) fn remove(&mut self, path: &str, batch: &mut Batch) {
+        let Some(state) = self.streams.get_mut(path) else {
+            return;
+        };
+        if state.forks > 0 {
+            state.meta.soft_deleted = true;
+            batch.ops.push(Op::PutMeta {
+                path: path.to_string(),
+                meta: state.meta.encode(),
+            });
+        } else {
+            self.purge(path, batch);
+        }
+        self.emit(Event::Removed {
+            path: path.to_string(),
+        });
+    }
+
+    /// Purges `path` (which no fork references) and, transitively, sources
+    /// that were soft-deleted and lose their last fork.
+    fn purge(&mut self, path: &str, batch: &mut Batch) {
+        let mut next = Some(path.to_string());
+        while let Some(path) = next.take() {
+            let Some(state) = self.streams.remove(&path) else {
+                break;
+            };
+            batch.ops.push(Op::DeleteMeta { path: path.clone() });
+            batch.ops.push(Op::PurgeData {
+                path: path.clone(),
+                id: state.meta.id,
+            });
+            if let Some(origin) = state.meta.fork {
+                if let Some(source) = self
+                    .streams
+                    .get_mut(&origin.source)
+                    .filter(|s| s.meta.id == origin.source_id)
+                {
+                    source.forks = source.forks.saturating_sub(1);
+                    if source.forks == 0 && source.meta.soft_deleted {
+                        next = Some(origin.source);
+                    }
+                }
+            }
+        }
+    }
+
+    fn cors_headers(&self, req: &Request) -> Vec<(&'static str, String)> {
+        let origin = req.header_value(names::ORIGIN);
+        let mut out = Vec::new();
+        let allowed = match (&self.config.cors, origin) {
+            (CorsPolicy::AnyOrigin, _) => Some("*".to_string()),
+            (CorsPolicy::AllowList(list), Some(o)) if list.iter().any(|a| a == o) => {
+                Some(o.to_string())
+            }
+            _ => None,
+        };
+        if let Some(allowed) = allowed {
+            if allowed != "*" {
+                out.push(("vary", "Origin".to_string()));
+            }
+            out.push(("access-control-allow-origin", allowed));
+            out.push((
+                "access-control-expose-headers",
+                crate::cors::EXPOSE_HEADERS.to_string(),
+            ));
+            if req.method == Method::Options {
+                out.push((
+                    "access-control-allow-methods",
+                    crate::cors::ALLOW_METHODS.to_string(),
+                ));
+                let requested = req.header_value("access-control-request-headers");
+                out.push((
+                    "access-control-allow-headers",
+                    requested
+                        .map_or_else(|| crate::cors::ALLOW_HEADERS.to_string(), str::to_string),
+                ));
+                out.push(("access-control-max-age", "86400".to_string()));
+            }
+        }
+        out
+    }
+}
+
+/// Adds the security headers of PROTOCOL §12.7 and the CORS headers.
+fn decorate(mut res: Response, cors: &[(&'static str, String)]) -> Response {
+    res.set("x-content-type-options", "nosniff");
+    res.set("cross-origin-resource-policy", "cross-origin");
+    res.headers.extend(cors.iter().cloned());
+    res
+}
+
+/// Adds the security and CORS headers to a response built outside `handle`.
+pub(crate) fn decorate_with(res: Response, extra: &[(&'static str, String)]) -> Response {
+    decorate(res, extra)
+}
+
+impl Body {
+    /// True for an SSE body.
+    pub fn is_sse(&self) -> bool {
+        matches!(self, Body::Sse(_))
+    }
+}

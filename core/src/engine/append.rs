@@ -1,0 +1,155 @@
+//! `POST`: append, append-and-close, close-only, with `Stream-Seq` and
+//! idempotent producers (PROTOCOL §5.2, §5.2.1, §5.3).
+
+use crate::engine::{Engine, Event};
+use crate::error::{BadRequest, Conflict, EngineError, ProtocolError};
+use crate::headers::{is_true, producer_claim};
+use crate::json::{is_json, media_type, split_messages, JsonError};
+use crate::offset::Offset;
+use crate::producer::{check, Decision, ProducerClaim};
+use crate::request::Request;
+use crate::response::{names, Response};
+use crate::store::{Batch, Op, Record, Store};
+use crate::time::UnixMillis;
+
+impl<S: Store> Engine<S> {
+    pub(crate) fn append(
+        &mut self,
+        req: &Request,
+        now: UnixMillis,
+    ) -> Result<Response, EngineError> {
+        let claim = producer_claim(req)?;
+        let close = is_true(req.header_value(names::STREAM_CLOSED));
+        let stream_seq = req.header_value(names::STREAM_SEQ).map(str::to_string);
+        let body = &req.body;
+        if body.is_empty() && !close {
+            return Err(BadRequest::EmptyBody.into());
+        }
+        let meta = self.live_stream(&req.path, now)?.meta.clone();
+        let tail = Offset(meta.tail);
+
+        // PROTOCOL §5.2 error precedence: closed first.
+        if meta.closed {
+            if let (Some(c), Some(by)) = (&claim, &meta.closed_by) {
+                if c == by {
+                    return Ok(closed_ack(tail, Some(c), 204));
+                }
+            }
+            if body.is_empty() {
+                // Close-only on a closed stream is idempotent (PROTOCOL §5.2).
+                return Ok(closed_ack(tail, None, 204));
+            }
+            return Err(ProtocolError::StreamClosed { tail }.into());
+        }
+
+        let json = is_json(&meta.content_type);
+        let mut messages = Vec::new();
+        if !body.is_empty() {
+            let ct = req
+                .header_value(names::CONTENT_TYPE)
+                .map(str::trim)
+                .filter(|c| !c.is_empty());
+            let ct = ct.ok_or(BadRequest::MissingContentType)?;
+            if !media_type(ct).eq_ignore_ascii_case(media_type(&meta.content_type)) {
+                return Err(Conflict::ContentTypeMismatch.into());
+            }
+            messages = if json {
+                split_messages(body, false).map_err(|e| match e {
+                    JsonError::Invalid => BadRequest::InvalidJson,
+                    JsonError::EmptyArray => BadRequest::EmptyJsonArray,
+                })?
+            } else {
+                vec![body.clone()]
+            };
+        }
+
+        let mut next = meta.clone();
+        if let Some(c) = &claim {
+            match check(meta.producers.get(&c.id).copied(), c.epoch, c.seq) {
+                Decision::Accept { next: state } => {
+                    next.producers.insert(c.id.clone(), state);
+                }
+                Decision::Duplicate { last_seq } => {
+                    let mut res = Response::new(204);
+                    res.set(names::STREAM_NEXT_OFFSET, tail.to_string());
+                    res.set(names::PRODUCER_EPOCH, c.epoch.to_string());
+                    res.set(names::PRODUCER_SEQ, last_seq.to_string());
+                    return Ok(res);
+                }
+                Decision::StaleEpoch { current } => {
+                    return Err(ProtocolError::StaleProducerEpoch { current }.into());
+                }
+                Decision::NewEpochNotAtZero => return Err(BadRequest::NewEpochNotAtZero.into()),
+                Decision::Gap { expected, received } => {
+                    return Err(ProtocolError::ProducerSeqGap { expected, received }.into());
+                }
+            }
+        }
+        if let Some(seq) = &stream_seq {
+            if meta
+                .last_stream_seq
+                .as_ref()
+                .is_some_and(|last| seq.as_bytes() <= last.as_bytes())
+            {
+                return Err(Conflict::StreamSeqRegression.into());
+            }
+            next.last_stream_seq = Some(seq.clone());
+        }
+
+        let mut batch = Batch::default();
+        for data in messages {
+            let start = next.tail;
+            next.tail += data.len() as u64;
+            batch.ops.push(Op::Append {
+                path: req.path.clone(),
+                id: next.id,
+                record: Record { start, data },
+            });
+        }
+        if close {
+            next.closed = true;
+            next.closed_by = claim.clone();
+        }
+        next.last_access = now.0;
+        batch.ops.push(Op::PutMeta {
+            path: req.path.clone(),
+            meta: next.encode(),
+        });
+        self.commit(batch)?;
+
+        let tail = Offset(next.tail);
+        let closed = next.closed;
+        self.install(&req.path, next);
+        self.emit(Event::Advanced {
+            path: req.path.clone(),
+        });
+
+        // PROTOCOL §5.2.1: a producer's new data is 200; close-only is 204.
+        let mut res = Response::new(if claim.is_some() && !body.is_empty() {
+            200
+        } else {
+            204
+        });
+        res.set(names::STREAM_NEXT_OFFSET, tail.to_string());
+        if let Some(c) = &claim {
+            res.set(names::PRODUCER_EPOCH, c.epoch.to_string());
+            res.set(names::PRODUCER_SEQ, c.seq.to_string());
+        }
+        if closed {
+            res.set(names::STREAM_CLOSED, "true");
+        }
+        Ok(res)
+    }
+}
+
+/// The answer to a write on an already-closed stream that is a no-op.
+fn closed_ack(tail: Offset, claim: Option<&ProducerClaim>, status: u16) -> Response {
+    let mut res = Response::new(status);
+    res.set(names::STREAM_NEXT_OFFSET, tail.to_string());
+    res.set(names::STREAM_CLOSED, "true");
+    if let Some(c) = claim {
+        res.set(names::PRODUCER_EPOCH, c.epoch.to_string());
+        res.set(names::PRODUCER_SEQ, c.seq.to_string());
+    }
+    res
+}

@@ -1,0 +1,355 @@
+//! `PUT`: create a stream, create it closed, or fork one (PROTOCOL §5.1, §4.2).
+
+use std::collections::BTreeMap;
+
+use crate::engine::{Engine, Event, StreamState};
+use crate::error::{BadRequest, Conflict, EngineError, ProtocolError};
+use crate::headers::{is_true, parse_canonical_uint, MAX_SAFE_INTEGER};
+use crate::json::{is_json, media_type, split_messages, JsonError};
+use crate::offset::Offset;
+use crate::request::Request;
+use crate::response::{names, Response};
+use crate::store::{Batch, Op, Record, Store};
+use crate::stream::{Expiry, ForkOrigin, StreamMeta, META_VERSION};
+use crate::time::{parse_rfc3339, UnixMillis};
+
+/// The configuration a `PUT` asks for, parsed and validated.
+struct CreateSpec {
+    content_type: Option<String>,
+    expiry: Expiry,
+    closed: bool,
+    fork: Option<ForkSpec>,
+}
+
+struct ForkSpec {
+    source: String,
+    offset: Option<Offset>,
+    sub_offset: u64,
+}
+
+/// The default content type when a `PUT` names none (PROTOCOL §5.1).
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+impl<S: Store> Engine<S> {
+    pub(crate) fn create(
+        &mut self,
+        req: &Request,
+        now: UnixMillis,
+    ) -> Result<Response, EngineError> {
+        let spec = self.parse_create(req)?;
+        if let Some(existing) = self.streams.get(&req.path) {
+            if existing.meta.soft_deleted {
+                return Err(Conflict::PathSoftDeleted.into());
+            }
+        }
+        if self.streams.contains_key(&req.path) {
+            // live_stream expires a stale stream so the path is free again.
+            match self.live_stream(&req.path, now) {
+                Ok(state) => {
+                    return same_config(state, &spec)
+                        .map(|()| created_response(&state.meta, 200, req))
+                }
+                Err(EngineError::Protocol(ProtocolError::NotFound)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+
+        let mut meta = StreamMeta {
+            v: META_VERSION,
+            id: 0,
+            content_type: spec
+                .content_type
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+            created_at: now.0,
+            expiry: spec.expiry.clone(),
+            last_access: now.0,
+            tail: 0,
+            closed: false,
+            closed_by: None,
+            fork: None,
+            soft_deleted: false,
+            last_stream_seq: None,
+            producers: BTreeMap::new(),
+        };
+        if let Some(fork) = &spec.fork {
+            self.resolve_fork(fork, &spec, &mut meta, now)?;
+        }
+        let messages = initial_records(&meta.content_type, &req.body)?;
+        meta.id = self.allocate_id(now);
+        let mut batch = Batch::default();
+        for data in messages {
+            let start = meta.tail;
+            meta.tail += data.len() as u64;
+            batch.ops.push(Op::Append {
+                path: req.path.clone(),
+                id: meta.id,
+                record: Record { start, data },
+            });
+        }
+        meta.closed = spec.closed;
+        batch.ops.push(Op::PutMeta {
+            path: req.path.clone(),
+            meta: meta.encode(),
+        });
+        self.commit(batch)?;
+        if let Some(origin) = &meta.fork {
+            if let Some(source) = self.streams.get_mut(&origin.source) {
+                source.forks += 1;
+            }
+        }
+        let res = created_response(&meta, 201, req);
+        self.install(&req.path, meta);
+        self.emit(Event::Advanced {
+            path: req.path.clone(),
+        });
+        Ok(res)
+    }
+
+    fn parse_create(&self, req: &Request) -> Result<CreateSpec, BadRequest> {
+        let ttl = req.header_value(names::STREAM_TTL);
+        let expires = req.header_value(names::STREAM_EXPIRES_AT);
+        let expiry = match (ttl, expires) {
+            (Some(_), Some(_)) => return Err(BadRequest::TtlAndExpiresAt),
+            (Some(ttl), None) => {
+                Expiry::Ttl(parse_canonical_uint(ttl).ok_or(BadRequest::Header {
+                    name: "Stream-TTL",
+                    reason: "must be a non-negative decimal integer without sign or leading zeros",
+                })?)
+            }
+            (None, Some(text)) => Expiry::At {
+                at: parse_rfc3339(text)
+                    .ok_or(BadRequest::Header {
+                        name: "Stream-Expires-At",
+                        reason: "must be an RFC 3339 timestamp",
+                    })?
+                    .0,
+                text: text.trim().to_string(),
+            },
+            (None, None) => Expiry::Never,
+        };
+        let fork = match req.header_value(names::STREAM_FORKED_FROM) {
+            None if req.header_value(names::STREAM_FORK_OFFSET).is_some() => {
+                return Err(BadRequest::Header {
+                    name: "Stream-Fork-Offset",
+                    reason: "requires Stream-Forked-From",
+                });
+            }
+            None if req.header_value(names::STREAM_FORK_SUB_OFFSET).is_some() => {
+                return Err(BadRequest::Header {
+                    name: "Stream-Fork-Sub-Offset",
+                    reason: "requires Stream-Forked-From",
+                });
+            }
+            None => None,
+            Some(source) => {
+                let offset = match req.header_value(names::STREAM_FORK_OFFSET) {
+                    None => None,
+                    Some(v) => Some(Offset::parse(v.trim()).ok_or(BadRequest::Header {
+                        name: "Stream-Fork-Offset",
+                        reason: "is not an offset this server issued",
+                    })?),
+                };
+                let sub_offset = match req.header_value(names::STREAM_FORK_SUB_OFFSET) {
+                    None => 0,
+                    Some(v) => parse_canonical_uint(v)
+                        .filter(|n| *n <= MAX_SAFE_INTEGER)
+                        .ok_or(BadRequest::Header {
+                            name: "Stream-Fork-Sub-Offset",
+                            reason: "must be a non-negative integer",
+                        })?,
+                };
+                Some(ForkSpec {
+                    source: self.source_path(source.trim()),
+                    offset,
+                    sub_offset,
+                })
+            }
+        };
+        let content_type = req
+            .header_value(names::CONTENT_TYPE)
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        Ok(CreateSpec {
+            content_type,
+            expiry,
+            closed: is_true(req.header_value(names::STREAM_CLOSED)),
+            fork,
+        })
+    }
+
+    /// `Stream-Forked-From` names a URL path; a bare stream name is taken
+    /// relative to the stream root.
+    fn source_path(&self, value: &str) -> String {
+        if value.starts_with('/') {
+            value.to_string()
+        } else {
+            format!("{}{}", self.config.stream_root, value)
+        }
+    }
+
+    /// Fills in `meta` for a fork of `fork.source` (PROTOCOL §4.2).
+    fn resolve_fork(
+        &mut self,
+        fork: &ForkSpec,
+        spec: &CreateSpec,
+        meta: &mut StreamMeta,
+        now: UnixMillis,
+    ) -> Result<(), EngineError> {
+        let source = match self.live_stream(&fork.source, now) {
+            Ok(s) => s.meta.clone(),
+            Err(EngineError::Protocol(ProtocolError::NotFound)) => {
+                return Err(ProtocolError::ForkSourceNotFound.into())
+            }
+            Err(EngineError::Protocol(ProtocolError::Gone)) => {
+                return Err(Conflict::SourceSoftDeleted.into())
+            }
+            Err(e) => return Err(e),
+        };
+        match &spec.content_type {
+            Some(ct) if !media_type(ct).eq_ignore_ascii_case(media_type(&source.content_type)) => {
+                return Err(Conflict::ContentTypeMismatch.into());
+            }
+            _ => meta.content_type = source.content_type.clone(),
+        }
+        let anchor = fork.offset.map_or(source.tail, |o| o.0);
+        if anchor > source.tail {
+            return Err(BadRequest::ForkOffsetBeyondTail.into());
+        }
+        let point = self.sub_offset_point(&fork.source, &source, anchor, fork.sub_offset)?;
+        meta.tail = point;
+        meta.fork = Some(ForkOrigin {
+            source: fork.source.clone(),
+            source_id: source.id,
+            point,
+            anchor,
+            sub_offset: fork.sub_offset,
+        });
+        // PROTOCOL §4.2 fork TTL table: a fork that asks for nothing inherits.
+        if spec.expiry == Expiry::Never {
+            meta.expiry = source.expiry.clone();
+        }
+        Ok(())
+    }
+
+    /// Resolves `(anchor, sub_offset)` on `source` to a position: bytes past
+    /// the anchor within the record that holds it, or whole JSON messages.
+    fn sub_offset_point(
+        &self,
+        path: &str,
+        source: &StreamMeta,
+        anchor: u64,
+        sub: u64,
+    ) -> Result<u64, EngineError> {
+        if sub == 0 {
+            return Ok(anchor);
+        }
+        let json = is_json(&source.content_type);
+        let limit = if json {
+            usize::try_from(sub)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(64)
+                .max(4096)
+        } else {
+            1
+        };
+        let records = self.read_stitched(path, source, anchor, source.tail, limit)?;
+        if json {
+            let whole: Vec<_> = records.iter().filter(|r| r.start >= anchor).collect();
+            let count = usize::try_from(sub).unwrap_or(usize::MAX);
+            if count > whole.len() {
+                // Read further only when the first page was too short.
+                let all = self.read_stitched(path, source, anchor, source.tail, usize::MAX)?;
+                let all: Vec<_> = all
+                    .iter()
+                    .filter(|r| r.start >= anchor)
+                    .map(|r| r.end())
+                    .collect();
+                return all
+                    .get(count - 1)
+                    .copied()
+                    .ok_or(BadRequest::ForkSubOffsetOvershoot.into());
+            }
+            Ok(whole[count - 1].end())
+        } else {
+            let boundary = records.first().map_or(anchor, |r| r.end());
+            let point = anchor.saturating_add(sub);
+            if point > boundary {
+                return Err(BadRequest::ForkSubOffsetOvershoot.into());
+            }
+            Ok(point)
+        }
+    }
+}
+
+/// The records a `PUT` body creates: JSON messages or one byte record.
+fn initial_records(content_type: &str, body: &[u8]) -> Result<Vec<Vec<u8>>, BadRequest> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    if is_json(content_type) {
+        split_messages(body, true).map_err(|e| match e {
+            JsonError::Invalid => BadRequest::InvalidJson,
+            JsonError::EmptyArray => BadRequest::EmptyJsonArray,
+        })
+    } else {
+        Ok(vec![body.to_vec()])
+    }
+}
+
+/// PROTOCOL §5.1: an existing stream matches when content type, expiry,
+/// closure and fork origin all match.
+fn same_config(state: &StreamState, spec: &CreateSpec) -> Result<(), EngineError> {
+    let meta = &state.meta;
+    let ct_matches = match &spec.content_type {
+        Some(ct) => media_type(ct).eq_ignore_ascii_case(media_type(&meta.content_type)),
+        None => {
+            spec.fork.is_some()
+                || media_type(&meta.content_type).eq_ignore_ascii_case(DEFAULT_CONTENT_TYPE)
+        }
+    };
+    let expiry_matches = match (&spec.expiry, &meta.expiry) {
+        (Expiry::At { at: a, .. }, Expiry::At { at: b, .. }) => a == b,
+        (Expiry::Never, _) if spec.fork.is_some() => true,
+        (a, b) => a == b,
+    };
+    let fork_matches = match (&spec.fork, &meta.fork) {
+        (None, None) => true,
+        (Some(want), Some(have)) => {
+            want.source == have.source
+                && want.offset.is_none_or(|o| o.0 == have.anchor)
+                && want.sub_offset == have.sub_offset
+        }
+        _ => false,
+    };
+    if ct_matches && expiry_matches && spec.closed == meta.closed && fork_matches {
+        Ok(())
+    } else {
+        Err(Conflict::ConfigMismatch.into())
+    }
+}
+
+fn created_response(meta: &StreamMeta, status: u16, req: &Request) -> Response {
+    let mut res = Response::new(status);
+    if status == 201 {
+        res.set(names::LOCATION, location(req));
+    }
+    res.set(names::CONTENT_TYPE, meta.content_type.clone());
+    res.set(names::STREAM_NEXT_OFFSET, Offset(meta.tail).to_string());
+    if meta.closed {
+        res.set(names::STREAM_CLOSED, "true");
+    }
+    res.set(names::CACHE_CONTROL, "no-store");
+    res
+}
+
+/// `Location` of a created stream: absolute when the request named its host.
+fn location(req: &Request) -> String {
+    match req.header_value("host") {
+        Some(host) => {
+            let scheme = req.header_value("x-forwarded-proto").unwrap_or("http");
+            format!("{scheme}://{host}{}", req.path)
+        }
+        None => req.path.clone(),
+    }
+}

@@ -1,0 +1,134 @@
+//! The storage seam: a few dumb operations, all meaning lives above them.
+//!
+//! A store keeps two things: an opaque metadata blob per stream path, and data
+//! records keyed by `(stream id, start position)`. It knows nothing about
+//! HTTP, producers, TTLs or forks (DESIGN.md §3). Every change the engine makes
+//! reaches the store as one [`Batch`], which the store commits atomically per
+//! shard (see [`crate::shard`]); invariants that span shards are re-derived by
+//! the engine at load time, so a crash between two shard commits is harmless.
+
+use std::fmt;
+
+/// A stream's internal identity. Unique for the lifetime of a data directory,
+/// so a deleted and re-created path never shares data keys or ETags.
+pub type StreamId = u64;
+
+/// One stored record: an append's bytes (or one JSON message) at `start`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Position of the record's first byte in the stream.
+    pub start: u64,
+    /// The record's bytes.
+    pub data: Vec<u8>,
+}
+
+impl Record {
+    /// Position just past the record's last byte.
+    pub fn end(&self) -> u64 {
+        self.start + self.data.len() as u64
+    }
+}
+
+/// One change inside a [`Batch`]. `path` selects the shard; `id` keys data.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Insert or replace the metadata blob of `path`.
+    PutMeta { path: String, meta: Vec<u8> },
+    /// Remove the metadata of `path`.
+    DeleteMeta { path: String },
+    /// Store a data record of stream `id` (which lives under `path`).
+    Append {
+        path: String,
+        id: StreamId,
+        record: Record,
+    },
+    /// Remove every data record of stream `id` (which lived under `path`).
+    PurgeData { path: String, id: StreamId },
+}
+
+/// Changes that become visible together or not at all (per shard).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The operations, applied in order.
+    pub ops: Vec<Op>,
+}
+
+impl Batch {
+    /// True when the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// A storage failure. Protocol errors never travel through this type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The medium is out of space; nothing of the batch was committed.
+    Full,
+    /// An I/O or database failure; nothing of the batch was committed.
+    Io {
+        /// What the backend reported.
+        detail: String,
+    },
+    /// Stored bytes could not be decoded.
+    Corrupt {
+        /// Which record or table was unreadable.
+        detail: String,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Full => write!(f, "storage is full"),
+            StoreError::Io { detail } => write!(f, "storage I/O failed: {detail}"),
+            StoreError::Corrupt { detail } => write!(f, "stored data is corrupt: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The storage trait under the engine.
+pub trait Store {
+    /// Every stored `(path, metadata blob)`, read once when the engine opens.
+    fn load_meta(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Records of stream `id` (stored under `path`) that overlap
+    /// `[from, end)`, in order, starting with the record that contains `from`.
+    /// Stops after the first record that brings the total past `max_bytes`
+    /// (at least one record is returned when any overlaps).
+    fn read(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+
+    /// Applies `batch`. On error nothing of it is visible.
+    fn commit(&mut self, batch: Batch) -> Result<(), StoreError>;
+}
+
+impl<T: Store + ?Sized> Store for Box<T> {
+    fn load_meta(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        (**self).load_meta()
+    }
+
+    fn read(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        (**self).read(path, id, from, end, max_bytes)
+    }
+
+    fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
+        (**self).commit(batch)
+    }
+}

@@ -1,0 +1,119 @@
+//! A stream's persisted metadata (PROTOCOL §4) and its encoding.
+//!
+//! The blob is JSON with a format version `v`; see docs/design.md. Everything
+//! that must survive a restart lives here and is committed in the same batch
+//! as the data it describes: tail, closure, producer state, `Stream-Seq`,
+//! TTL/expiry, fork origin, soft deletion. Fork reference counts are not
+//! stored: the engine derives them from fork origins when it opens.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::producer::{ProducerClaim, ProducerState};
+use crate::store::{StoreError, StreamId};
+use crate::time::UnixMillis;
+
+/// Version of the metadata blob format.
+pub const META_VERSION: u32 = 1;
+
+/// Where a fork branches from its source (PROTOCOL §4.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkOrigin {
+    /// The source stream's path (its URL path).
+    pub source: String,
+    /// The source's internal id, pinned at fork time.
+    pub source_id: StreamId,
+    /// The divergence position: data before it comes from the source.
+    pub point: u64,
+    /// The `Stream-Fork-Offset` position the fork was created with.
+    pub anchor: u64,
+    /// The `Stream-Fork-Sub-Offset` the fork was created with.
+    pub sub_offset: u64,
+}
+
+/// Expiry policy of a stream (PROTOCOL §5.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expiry {
+    /// Lives until deleted.
+    Never,
+    /// Sliding window in seconds, renewed by reads and writes.
+    Ttl(u64),
+    /// Absolute deadline; `text` is echoed in `Stream-Expires-At`.
+    At {
+        /// The deadline.
+        at: u64,
+        /// The RFC 3339 text the client sent.
+        text: String,
+    },
+}
+
+/// Persisted state of one stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// Blob format version ([`META_VERSION`]).
+    pub v: u32,
+    /// Internal identity, unique per data directory.
+    pub id: StreamId,
+    /// The content type as given at creation.
+    pub content_type: String,
+    /// Creation time.
+    pub created_at: u64,
+    /// Expiry policy.
+    pub expiry: Expiry,
+    /// Last read or write, for sliding TTLs (persisted with each write).
+    pub last_access: u64,
+    /// Tail position: one past the last byte.
+    pub tail: u64,
+    /// Closed (EOF) state, monotonic.
+    pub closed: bool,
+    /// The producer request that closed the stream, for duplicate detection.
+    pub closed_by: Option<ProducerClaim>,
+    /// Present when this stream is a fork.
+    pub fork: Option<ForkOrigin>,
+    /// Deleted by its owner but kept for the forks that read it.
+    pub soft_deleted: bool,
+    /// Last accepted `Stream-Seq` (scope: per stream).
+    pub last_stream_seq: Option<String>,
+    /// Idempotent producer state by producer id.
+    pub producers: BTreeMap<String, ProducerState>,
+}
+
+impl StreamMeta {
+    /// When the stream expires, if it can.
+    pub fn expires_at(&self) -> Option<UnixMillis> {
+        match &self.expiry {
+            Expiry::Never => None,
+            Expiry::Ttl(secs) => {
+                Some(UnixMillis(self.last_access).plus_millis(secs.saturating_mul(1000)))
+            }
+            Expiry::At { at, .. } => Some(UnixMillis(*at)),
+        }
+    }
+
+    /// True when the stream has expired at `now`.
+    pub fn is_expired(&self, now: UnixMillis) -> bool {
+        self.expires_at().is_some_and(|at| now >= at)
+    }
+
+    /// The blob stored for this metadata.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("stream metadata always serializes")
+    }
+
+    /// Decodes a blob written by [`StreamMeta::encode`].
+    pub fn decode(path: &str, blob: &[u8]) -> Result<StreamMeta, StoreError> {
+        let meta: StreamMeta = serde_json::from_slice(blob).map_err(|e| StoreError::Corrupt {
+            detail: format!("metadata of {path:?}: {e}"),
+        })?;
+        if meta.v != META_VERSION {
+            return Err(StoreError::Corrupt {
+                detail: format!(
+                    "metadata of {path:?} has format version {}, expected {META_VERSION}",
+                    meta.v
+                ),
+            });
+        }
+        Ok(meta)
+    }
+}

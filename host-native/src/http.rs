@@ -1,0 +1,133 @@
+//! The one place where axum and the core meet: request → core request,
+//! core outcome → axum response (long-poll parking and SSE bodies included).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body as AxumBody;
+use axum::extract::{Request as AxumRequest, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response as AxumResponse;
+use bytes::Bytes;
+use ds_core::{Body, Method, Outcome, ProtocolError, Request, Response, SseSession};
+
+use crate::driver::Driver;
+
+/// Handles every request under the stream root.
+pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest) -> AxumResponse {
+    let (parts, body) = req.into_parts();
+    let mut core = Request::new(Method::from_name(parts.method.as_str()), parts.uri.path());
+    core.query = parts.uri.query().unwrap_or("").to_string();
+    core.headers = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let limit = driver.call_blocking(|e, _| e.config().max_body_bytes);
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => core.body = bytes.to_vec(),
+        Err(_) => {
+            let res = driver
+                .call_blocking(|e, _| e.reject(&core, ProtocolError::PayloadTooLarge { limit }));
+            return to_axum(res, &driver);
+        }
+    }
+    let path = core.path.clone();
+    // Subscribe before the engine looks, so no append between its answer and
+    // our wait can be missed.
+    let notify = driver.waiters.subscribe(&path);
+    let mut outcome = driver.call(move |e, now| e.handle(core, now)).await;
+    let mut shutdown = driver.shutdown_signal();
+    loop {
+        let lp = match outcome {
+            Outcome::Respond(res) => return to_axum(res, &driver),
+            Outcome::Wait(lp) => lp,
+        };
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // Re-check after enabling: an event may have fired in between.
+        let lp = match driver.call(move |e, now| e.resume(lp, now)).await {
+            Outcome::Respond(res) => return to_axum(res, &driver),
+            Outcome::Wait(lp) => lp,
+        };
+        let wait = lp.deadline.millis_since(driver.clock.now());
+        let mut ending = false;
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            _ = shutdown.changed() => ending = true,
+        }
+        outcome = if ending {
+            // Shutting down: answer as if the poll timed out.
+            let deadline = lp.deadline;
+            driver.call(move |e, _| e.resume(lp, deadline)).await
+        } else {
+            driver.call(move |e, now| e.resume(lp, now)).await
+        };
+    }
+}
+
+fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
+    let Response {
+        status,
+        headers,
+        body,
+    } = res;
+    let body = match body {
+        Body::Empty => AxumBody::empty(),
+        Body::Full(bytes) => AxumBody::from(bytes),
+        Body::Sse(session) => sse_body(Arc::clone(driver), session),
+    };
+    let mut out = AxumResponse::new(body);
+    *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let map = out.headers_mut();
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            map.append(HeaderName::from_static(name), v);
+        }
+    }
+    out
+}
+
+/// A streaming body that drives `session` until the engine ends it, the
+/// client goes away, or the server shuts down.
+fn sse_body(driver: Arc<Driver>, session: SseSession) -> AxumBody {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::spawn(async move {
+        let mut session = session;
+        let notify = driver.waiters.subscribe(&session.path);
+        let mut shutdown = driver.shutdown_signal();
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (step, s) = driver
+                .call(move |e, now| {
+                    let step = e.sse_poll(&mut session, now);
+                    (step, session)
+                })
+                .await;
+            session = s;
+            if !step.bytes.is_empty() && tx.send(Ok(Bytes::from(step.bytes))).await.is_err() {
+                return;
+            }
+            let Some(wake_at) = step.wake_at else { return };
+            let wait = wake_at.millis_since(driver.clock.now());
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = tx.closed() => return,
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+    AxumBody::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}

@@ -1,0 +1,126 @@
+//! # durable-streams-server
+//!
+//! The native Durable Streams host: axum + tokio in front of the portable
+//! engine of `durable-streams-core`, storing data in redb file shards.
+//! [`app`] builds the router (tests drive it without sockets); [`serve`]
+//! binds, serves and shuts down gracefully.
+
+pub mod clock;
+pub mod driver;
+pub mod http;
+pub mod redb_shards;
+pub mod waiters;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use ds_core::{Config as EngineConfig, Engine, MemStore};
+
+use crate::clock::Clock;
+use crate::driver::{Driver, DynStore};
+use crate::redb_shards::RedbShards;
+
+/// Where streams are stored.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// redb file shards in this directory (durable).
+    Dir(PathBuf),
+    /// In memory; gone when the process exits.
+    Memory,
+}
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Storage.
+    pub storage: Storage,
+    /// Engine tunables (long-poll timeout, limits, CORS).
+    pub engine: EngineConfig,
+}
+
+/// Opens the configured storage and the engine over it.
+pub fn open_driver(
+    storage: &Storage,
+    engine: EngineConfig,
+    clock: Clock,
+) -> Result<Arc<Driver>, Box<dyn std::error::Error>> {
+    let store: DynStore = match storage {
+        Storage::Dir(dir) => Box::new(RedbShards::open(dir)?),
+        Storage::Memory => Box::new(MemStore::new()),
+    };
+    let now = clock.now();
+    let seed = now.0 ^ u64::from(std::process::id()).rotate_left(32);
+    let engine = Engine::open(store, engine, now, seed)?;
+    Ok(Driver::new(engine, clock))
+}
+
+/// The router: every path under the stream root goes to the engine.
+pub fn app(driver: Arc<Driver>) -> Router {
+    let root = driver.call_blocking(|e, _| e.config().stream_root.clone());
+    let pattern = format!("{}{{*path}}", root);
+    Router::new()
+        .route(&pattern, axum::routing::any(http::stream_handler))
+        .route(
+            root.trim_end_matches('/'),
+            axum::routing::any(http::stream_handler),
+        )
+        .route(&root, axum::routing::any(http::stream_handler))
+        .with_state(driver)
+}
+
+/// Binds, serves until Ctrl-C / SIGTERM, then drains: live readers are
+/// answered and in-flight writes finish before the process exits.
+pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let driver = open_driver(&config.storage, config.engine.clone(), Clock::system())?;
+    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    let addr = listener.local_addr()?;
+    let streams = driver.call_blocking(|e, _| e.stream_count());
+    println!(
+        "durable-streams-server listening on http://{addr}{}",
+        config.engine.stream_root
+    );
+    match &config.storage {
+        Storage::Dir(dir) => println!(
+            "data: redb file shards in {} ({streams} streams)",
+            dir.display()
+        ),
+        Storage::Memory => println!("data: in memory (--memory): nothing is kept after exit"),
+    }
+    let timer = driver.spawn_timer();
+    let on_signal = Arc::clone(&driver);
+    axum::serve(listener, app(Arc::clone(&driver)))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            println!("shutting down: finishing in-flight requests");
+            on_signal.begin_shutdown();
+        })
+        .await?;
+    timer.abort();
+    println!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
