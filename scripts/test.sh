@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what is missing
+# (idempotent, quick when already installed), checks style and portability,
+# runs the Rust suites, then the official conformance suite against the
+# native server in both storage modes.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+command -v node >/dev/null || { echo "node (>= 20) is required" >&2; exit 1; }
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+(cd tests/official && npm ci --no-audit --no-fund --silent)
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "core portability: wasm32 build and a clean dependency tree"
+cargo build -p durable-streams-core --target wasm32-unknown-unknown --locked
+forbidden=$(cargo tree -p durable-streams-core -e normal --prefix none --locked \
+  | grep -E '^(tokio|axum|hyper|redb|mio|web-sys|js-sys|wasm-bindgen) ' || true)
+if [ -n "$forbidden" ]; then
+  echo "core depends on runtime or platform crates:"; echo "$forbidden"; exit 1
+fi
+echo "core builds for wasm32-unknown-unknown; no tokio/axum/hyper/redb/mio/web-sys in its tree"
+
+step "Rust tests (unit, conformance scenarios on every host, model-based properties)"
+cargo test --workspace --locked
+
+step "official conformance suite against the native server"
+cargo build --release -p durable-streams-server --locked
+scripts/official-suite.sh "$root/target/release/durable-streams-server"
+
+step "all tests passed"
