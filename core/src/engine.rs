@@ -9,11 +9,18 @@
 //!   [`Engine::sse_poll`].
 //! - The host asks [`Engine::poll_timeout`] for the next deadline (expiry)
 //!   and calls [`Engine::handle_timeout`] once it has passed.
-//!
-//! Every write is committed to the store before its response is built, so a
-//! response that reports success always describes committed state.
+//! - Writes are staged, not committed: a successful write returns
+//!   [`Outcome::Pending`] with a ticket. The host takes every staged change as
+//!   one batch with [`Engine::take_commit`], commits it to the store (one
+//!   fsync for the whole group), and reports the result with
+//!   [`Engine::finish_commit`], which hands back the response of every ticket
+//!   in the group. So a 2xx is only ever sent for durable state (group commit,
+//!   DESIGN.md §3). Single-threaded hosts can call [`Engine::commit_pending`].
+//! - Readers only ever see committed state: each stream keeps a *visible*
+//!   tail and closure, advanced when the group that wrote them is committed.
 
 pub mod append;
+pub mod commit;
 pub mod create;
 pub mod delete;
 pub mod read;
@@ -31,6 +38,7 @@ use crate::store::{Batch, Op, Store, StoreError, StreamId};
 use crate::stream::StreamMeta;
 use crate::time::UnixMillis;
 
+pub use commit::{Commit, Ticket};
 pub use read::LongPoll;
 pub use sse_session::{SseSession, SseStep};
 
@@ -66,14 +74,39 @@ pub enum Outcome {
     /// Park until an event for `LongPoll::path` or `LongPoll::deadline`,
     /// then call [`Engine::resume`].
     Wait(LongPoll),
+    /// A staged write: its response comes from [`Engine::finish_commit`]
+    /// once the group holding it is durable.
+    Pending(Ticket),
 }
 
 /// A stream as the engine holds it in memory.
 #[derive(Clone, Debug)]
 pub(crate) struct StreamState {
+    /// The latest staged metadata (what writers plan against).
     pub meta: StreamMeta,
     /// Number of live forks whose origin is this stream (derived).
     pub forks: u32,
+    /// What readers may see: the committed tail and closure.
+    pub visible: Visible,
+}
+
+/// The committed part of a stream's state, shown to readers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Visible {
+    /// False until the batch that created the stream is committed.
+    pub exists: bool,
+    pub tail: u64,
+    pub closed: bool,
+}
+
+impl Visible {
+    fn of(meta: &StreamMeta) -> Visible {
+        Visible {
+            exists: true,
+            tail: meta.tail,
+            closed: meta.closed,
+        }
+    }
 }
 
 /// The protocol engine over a store `S`.
@@ -86,6 +119,7 @@ pub struct Engine<S: Store> {
     events: VecDeque<Event>,
     pub(crate) jitter: Jitter,
     next_id: StreamId,
+    pub(crate) staging: commit::Staging,
 }
 
 impl<S: Store> Engine<S> {
@@ -96,41 +130,18 @@ impl<S: Store> Engine<S> {
     /// Fork reference counts are recomputed, and soft-deleted streams that
     /// no fork references any longer are cleaned up.
     pub fn open(store: S, config: Config, now: UnixMillis, seed: u64) -> Result<Self, StoreError> {
-        let mut streams = BTreeMap::new();
-        let mut max_id = 0;
-        for (path, blob) in store.load_meta()? {
-            let mut meta = StreamMeta::decode(&path, &blob)?;
-            meta.last_access = meta.last_access.max(now.0);
-            max_id = max_id.max(meta.id);
-            streams.insert(path, StreamState { meta, forks: 0 });
-        }
-        let origins: Vec<(String, StreamId)> = streams
-            .values()
-            .filter_map(|s| {
-                s.meta
-                    .fork
-                    .as_ref()
-                    .map(|f| (f.source.clone(), f.source_id))
-            })
-            .collect();
-        for (source, source_id) in origins {
-            if let Some(s) = streams.get_mut(&source).filter(|s| s.meta.id == source_id) {
-                s.forks += 1;
-            }
-        }
-        let expiry_queue = streams
-            .iter()
-            .filter_map(|(p, s)| s.meta.expires_at().map(|at| (at, p.clone())))
-            .collect();
+        let (streams, max_id) = load_streams(&store, now)?;
         let mut engine = Engine {
             store,
             config,
             streams,
-            expiry_queue,
+            expiry_queue: BTreeSet::new(),
             events: VecDeque::new(),
             jitter: Jitter::new(seed),
             next_id: max_id + 1,
+            staging: commit::Staging::default(),
         };
+        engine.index_expiry();
         let orphans: Vec<String> = engine
             .streams
             .iter()
@@ -142,9 +153,37 @@ impl<S: Store> Engine<S> {
             for path in orphans {
                 engine.purge(&path, &mut batch);
             }
-            engine.store.commit(batch)?;
+            engine.store.commit(&batch)?;
         }
         Ok(engine)
+    }
+
+    /// Rebuilds the in-memory state from the store after a failed commit.
+    /// In-memory read renewals of sliding TTLs are kept.
+    fn reload(&mut self) -> Result<(), StoreError> {
+        let (mut streams, max_id) = load_streams(&self.store, UnixMillis(0))?;
+        for (path, state) in streams.iter_mut() {
+            if let Some(old) = self
+                .streams
+                .get(path)
+                .filter(|o| o.meta.id == state.meta.id)
+            {
+                state.meta.last_access = state.meta.last_access.max(old.meta.last_access);
+            }
+        }
+        self.streams = streams;
+        self.next_id = self.next_id.max(max_id + 1);
+        self.expiry_queue.clear();
+        self.index_expiry();
+        Ok(())
+    }
+
+    fn index_expiry(&mut self) {
+        for (path, s) in &self.streams {
+            if let Some(at) = s.meta.expires_at() {
+                self.expiry_queue.insert((at, path.clone()));
+            }
+        }
     }
 
     /// The configuration in force.
@@ -162,19 +201,43 @@ impl<S: Store> Engine<S> {
         self.streams.len()
     }
 
-    /// Handles one request at `now`.
+    /// Handles one request at `now`. A successful write comes back as
+    /// [`Outcome::Pending`] when its response must wait for a commit.
     pub fn handle(&mut self, req: Request, now: UnixMillis) -> Outcome {
         let cors = self.cors_headers(&req);
-        let outcome = match self.dispatch(&req, now) {
-            Ok(outcome) => outcome,
-            Err(e) => Outcome::Respond(error_response(&e)),
-        };
-        match outcome {
-            Outcome::Respond(res) => Outcome::Respond(decorate(res, &cors)),
-            Outcome::Wait(mut lp) => {
+        let is_write = matches!(req.method, Method::Put | Method::Post | Method::Delete);
+        match self.dispatch(&req, now) {
+            Ok(Outcome::Respond(res)) if is_write => self.seal(res, cors),
+            Ok(Outcome::Respond(res)) => Outcome::Respond(decorate(res, &cors)),
+            Ok(Outcome::Wait(mut lp)) => {
                 lp.extra_headers = cors;
                 Outcome::Wait(lp)
             }
+            Ok(pending @ Outcome::Pending(_)) => pending,
+            Err(e) => {
+                // Nothing was staged: errors are decided before any change.
+                self.staging_discard_scratch();
+                Outcome::Respond(decorate(error_response(&e), &cors))
+            }
+        }
+    }
+
+    /// [`Engine::handle`], then commits whatever it staged through the
+    /// engine's own store and returns the final answer: the whole cycle for
+    /// single-threaded hosts (the wasm host) and tests.
+    pub fn handle_and_commit(&mut self, req: Request, now: UnixMillis) -> Outcome {
+        match self.handle(req, now) {
+            Outcome::Pending(ticket) => {
+                let settled = self.commit_pending();
+                let res = settled
+                    .into_iter()
+                    .find(|(t, _)| *t == ticket)
+                    .map(|(_, r)| r);
+                Outcome::Respond(
+                    res.expect("a staged ticket settles in the commit that follows it"),
+                )
+            }
+            other => other,
         }
     }
 
@@ -197,8 +260,9 @@ impl<S: Store> Engine<S> {
         self.expiry_queue.first().map(|(at, _)| *at)
     }
 
-    /// Expires every stream whose deadline has passed at `now`.
-    pub fn handle_timeout(&mut self, now: UnixMillis) -> Result<(), StoreError> {
+    /// Expires every stream whose deadline has passed at `now`. The removals
+    /// are staged; the host commits them like any other group.
+    pub fn handle_timeout(&mut self, now: UnixMillis) {
         while let Some((at, path)) = self.expiry_queue.first().cloned() {
             if at > now {
                 break;
@@ -211,14 +275,13 @@ impl<S: Store> Engine<S> {
                 continue;
             }
             match state.meta.expires_at() {
-                Some(real) if real <= now => self.expire(&path)?,
+                Some(real) if real <= now => self.expire(&path),
                 Some(real) => {
                     self.expiry_queue.insert((real, path));
                 }
                 None => {}
             }
         }
-        Ok(())
     }
 
     fn dispatch(&mut self, req: &Request, now: UnixMillis) -> Result<Outcome, EngineError> {
@@ -239,8 +302,9 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// The live (not expired, not soft-deleted) stream at `path`, expiring it
-    /// first when its deadline has passed.
+    /// The live (not expired, not soft-deleted) stream at `path` as writers
+    /// see it (staged state included), expiring it first when its deadline
+    /// has passed.
     pub(crate) fn live_stream(
         &mut self,
         path: &str,
@@ -252,17 +316,32 @@ impl<S: Store> Engine<S> {
             Some(s) => s.meta.is_expired(now),
         };
         if expired {
-            self.expire(path)?;
+            self.expire(path);
             return Err(ProtocolError::NotFound.into());
         }
         Ok(self.streams.get_mut(path).expect("checked above"))
     }
 
+    /// The stream at `path` as readers see it: [`Engine::live_stream`], and
+    /// its creation must be committed.
+    pub(crate) fn readable_stream(
+        &mut self,
+        path: &str,
+        now: UnixMillis,
+    ) -> Result<&mut StreamState, EngineError> {
+        let state = self.live_stream(path, now)?;
+        if state.visible.exists {
+            Ok(state)
+        } else {
+            Err(ProtocolError::NotFound.into())
+        }
+    }
+
     /// Removes an expired stream like a `DELETE` would.
-    fn expire(&mut self, path: &str) -> Result<(), StoreError> {
+    fn expire(&mut self, path: &str) {
         let mut batch = Batch::default();
         self.remove(path, &mut batch);
-        self.store.commit(batch)
+        self.stage_internal(batch);
     }
 
     /// A fresh stream id, unique for this store's lifetime.
@@ -274,22 +353,40 @@ impl<S: Store> Engine<S> {
         id
     }
 
-    /// Stores `state` under `path` after `batch` committed, and queues `event`.
-    pub(crate) fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.store.commit(batch)
-    }
-
-    /// Records that `path`'s metadata changed in a committed batch.
+    /// Installs `meta` as the staged state of `path`, keeping the visible
+    /// state of the same stream (a new stream is invisible until committed).
     pub(crate) fn install(&mut self, path: &str, meta: StreamMeta) {
         if let Some(at) = meta.expires_at() {
             self.expiry_queue.insert((at, path.to_string()));
         }
-        let forks = self.streams.get(path).map_or(0, |s| s.forks);
-        self.streams
-            .insert(path.to_string(), StreamState { meta, forks });
+        let (forks, visible) = match self.streams.get(path) {
+            Some(s) if s.meta.id == meta.id => (s.forks, s.visible),
+            _ => (
+                0,
+                Visible {
+                    exists: false,
+                    tail: 0,
+                    closed: false,
+                },
+            ),
+        };
+        self.streams.insert(
+            path.to_string(),
+            StreamState {
+                meta,
+                forks,
+                visible,
+            },
+        );
+    }
+
+    /// Forgets visibility updates of a write that failed validation.
+    fn staging_discard_scratch(&mut self) {
+        debug_assert!(
+            !self.staging_is_dirty(),
+            "a handler staged changes and then failed"
+        );
+        self.staging_clear_scratch();
     }
 
     /// Queues an event for the host.
@@ -401,4 +498,42 @@ impl Body {
     pub fn is_sse(&self) -> bool {
         matches!(self, Body::Sse(_))
     }
+}
+
+/// Loads every stream's metadata and derives fork reference counts.
+fn load_streams<S: Store>(
+    store: &S,
+    now: UnixMillis,
+) -> Result<(BTreeMap<String, StreamState>, StreamId), StoreError> {
+    let mut streams = BTreeMap::new();
+    let mut max_id = 0;
+    for (path, blob) in store.load_meta()? {
+        let mut meta = StreamMeta::decode(&path, &blob)?;
+        meta.last_access = meta.last_access.max(now.0);
+        max_id = max_id.max(meta.id);
+        let visible = Visible::of(&meta);
+        streams.insert(
+            path,
+            StreamState {
+                meta,
+                forks: 0,
+                visible,
+            },
+        );
+    }
+    let origins: Vec<(String, StreamId)> = streams
+        .values()
+        .filter_map(|s| {
+            s.meta
+                .fork
+                .as_ref()
+                .map(|f| (f.source.clone(), f.source_id))
+        })
+        .collect();
+    for (source, source_id) in origins {
+        if let Some(s) = streams.get_mut(&source).filter(|s| s.meta.id == source_id) {
+            s.forks += 1;
+        }
+    }
+    Ok((streams, max_id))
 }

@@ -43,7 +43,7 @@ pub mod stream;
 pub mod time;
 
 pub use config::{Config, CorsPolicy};
-pub use engine::{Engine, Event, LongPoll, Outcome, SseSession, SseStep};
+pub use engine::{Commit, Engine, Event, LongPoll, Outcome, SseSession, SseStep, Ticket};
 pub use error::{BadRequest, Conflict, EngineError, ProtocolError};
 pub use mem_store::MemStore;
 pub use offset::{Offset, ReadFrom};

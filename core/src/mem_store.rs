@@ -1,15 +1,22 @@
 //! The in-memory store: the wasm default and the unit-test store.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use crate::store::{Batch, Op, Record, Store, StoreError, StreamId};
 
-/// A [`Store`] kept in `BTreeMap`s. Commits are atomic because they cannot
-/// fail halfway.
 #[derive(Debug, Default, Clone)]
-pub struct MemStore {
+struct Tables {
     meta: BTreeMap<String, Vec<u8>>,
     records: BTreeMap<(StreamId, u64), Vec<u8>>,
+}
+
+/// A [`Store`] kept in `BTreeMap`s. Commits are atomic because they cannot
+/// fail halfway. Clones share the same tables (like reopening the same
+/// directory); [`MemStore::snapshot`] makes an independent copy.
+#[derive(Debug, Default, Clone)]
+pub struct MemStore {
+    tables: Arc<RwLock<Tables>>,
 }
 
 impl MemStore {
@@ -18,9 +25,27 @@ impl MemStore {
         Self::default()
     }
 
+    /// An independent copy of the current contents.
+    pub fn snapshot(&self) -> MemStore {
+        let tables = self
+            .tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        MemStore {
+            tables: Arc::new(RwLock::new(tables)),
+        }
+    }
+
     /// Total bytes of data records held (for tests and diagnostics).
     pub fn data_bytes(&self) -> usize {
-        self.records.values().map(Vec::len).sum()
+        self.tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .records
+            .values()
+            .map(Vec::len)
+            .sum()
     }
 }
 
@@ -54,11 +79,8 @@ where
 
 impl Store for MemStore {
     fn load_meta(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        Ok(self
-            .meta
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        let t = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        Ok(t.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn read(
@@ -69,38 +91,40 @@ impl Store for MemStore {
         end: u64,
         max_bytes: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let before = self
+        let t = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        let before = t
             .records
             .range((id, 0)..=(id, from))
             .next_back()
             .map(|(k, v)| (k.1, v.as_slice()));
-        let after = self
+        let after = t
             .records
             .range((id, from.saturating_add(1))..(id, u64::MAX))
             .map(|(k, v)| (k.1, v.as_slice()));
         Ok(collect_records(before, after, from, end, max_bytes))
     }
 
-    fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
-        for op in batch.ops {
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut t = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        for op in &batch.ops {
             match op {
                 Op::PutMeta { path, meta } => {
-                    self.meta.insert(path, meta);
+                    t.meta.insert(path.clone(), meta.clone());
                 }
                 Op::DeleteMeta { path } => {
-                    self.meta.remove(&path);
+                    t.meta.remove(path);
                 }
                 Op::Append { id, record, .. } => {
-                    self.records.insert((id, record.start), record.data);
+                    t.records.insert((*id, record.start), record.data.clone());
                 }
                 Op::PurgeData { id, .. } => {
-                    let keys: Vec<_> = self
+                    let keys: Vec<_> = t
                         .records
-                        .range((id, 0)..=(id, u64::MAX))
+                        .range((*id, 0)..=(*id, u64::MAX))
                         .map(|(k, _)| *k)
                         .collect();
                     for k in keys {
-                        self.records.remove(&k);
+                        t.records.remove(&k);
                     }
                 }
             }

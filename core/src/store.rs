@@ -108,8 +108,9 @@ pub trait Store {
         max_bytes: usize,
     ) -> Result<Vec<Record>, StoreError>;
 
-    /// Applies `batch`. On error nothing of it is visible.
-    fn commit(&mut self, batch: Batch) -> Result<(), StoreError>;
+    /// Applies `batch` durably. On error nothing of it is visible (per shard;
+    /// see the module docs). Called by one committer at a time.
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
 }
 
 impl<T: Store + ?Sized> Store for Box<T> {
@@ -128,7 +129,28 @@ impl<T: Store + ?Sized> Store for Box<T> {
         (**self).read(path, id, from, end, max_bytes)
     }
 
-    fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        (**self).commit(batch)
+    }
+}
+
+impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
+    fn load_meta(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        (**self).load_meta()
+    }
+
+    fn read(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        (**self).read(path, id, from, end, max_bytes)
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         (**self).commit(batch)
     }
 }

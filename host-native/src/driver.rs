@@ -1,21 +1,34 @@
-//! Owns the engine: serialises calls to it off the async runtime, drains
+//! Owns the engine: serialises calls to it, runs the group committer, drains
 //! its events into wake-ups, and runs the expiry timer.
+//!
+//! Writes are staged by the engine under its lock (microseconds). A single
+//! committer thread takes everything staged as one group, commits it
+//! *outside* the lock (one transaction and one fsync per shard touched,
+//! shards in parallel), then settles every response in the group. So writes
+//! arriving together share one fsync, and readers never wait for a disk
+//! flush.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use ds_core::{Engine, Store};
-use tokio::sync::watch;
+use ds_core::{Engine, Outcome, Response, Store, Ticket, UnixMillis};
+use tokio::sync::{oneshot, watch};
 
 use crate::clock::Clock;
 use crate::waiters::Waiters;
 
-/// The store type the native host runs on.
-pub type DynStore = Box<dyn Store + Send>;
+/// The store type the native host runs on, shared by engine and committer.
+pub type DynStore = Arc<dyn Store + Send + Sync>;
 
 /// Shared state of a running server.
 pub struct Driver {
     engine: Mutex<Engine<DynStore>>,
+    store: DynStore,
+    /// Responses waiting for their group to commit.
+    tickets: Mutex<HashMap<Ticket, oneshot::Sender<Response>>>,
+    /// Set when a group may be ready to commit.
+    work: (Mutex<bool>, Condvar),
     /// Parked readers.
     pub waiters: Waiters,
     /// The clock all engine calls use.
@@ -24,40 +37,105 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Wraps an opened engine.
-    pub fn new(engine: Engine<DynStore>, clock: Clock) -> Arc<Driver> {
+    /// Wraps an opened engine and starts its committer thread.
+    pub fn new(engine: Engine<DynStore>, store: DynStore, clock: Clock) -> Arc<Driver> {
         let (shutdown, _) = watch::channel(false);
-        Arc::new(Driver {
+        let driver = Arc::new(Driver {
             engine: Mutex::new(engine),
+            store,
+            tickets: Mutex::new(HashMap::new()),
+            work: (Mutex::new(false), Condvar::new()),
             waiters: Waiters::default(),
             clock,
             shutdown,
-        })
+        });
+        let weak = Arc::downgrade(&driver);
+        std::thread::Builder::new()
+            .name("group-commit".into())
+            .spawn(move || committer(weak))
+            .expect("spawn the group-commit thread");
+        driver
     }
 
-    /// Runs `f` on the engine on a blocking thread (commits may fsync), then
-    /// wakes every reader parked on a path the call advanced.
-    pub async fn call<R: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&mut Engine<DynStore>, ds_core::UnixMillis) -> R + Send + 'static,
-    ) -> R {
-        let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.call_blocking(f))
-            .await
-            .expect("engine call panicked")
+    /// Handles a request: the response, a long-poll to park, or (for a
+    /// write) a receiver that yields the response once it is durable.
+    pub fn handle(&self, req: ds_core::Request) -> Handled {
+        let (outcome, rx) = self.with_engine(|e, now| {
+            let outcome = e.handle(req, now);
+            let rx = match &outcome {
+                Outcome::Pending(t) => {
+                    let (tx, rx) = oneshot::channel();
+                    // Registered under the engine lock, so the committer
+                    // (which settles under the same lock) cannot miss it.
+                    self.tickets.lock().expect("tickets lock").insert(*t, tx);
+                    Some(rx)
+                }
+                _ => None,
+            };
+            (outcome, rx)
+        });
+        match (outcome, rx) {
+            (_, Some(rx)) => Handled::Durable(rx),
+            (Outcome::Respond(r), None) => Handled::Respond(r),
+            (Outcome::Wait(lp), None) => Handled::Wait(lp),
+            (Outcome::Pending(_), None) => unreachable!("pending outcomes get a receiver"),
+        }
     }
 
-    /// [`Driver::call`] on the current thread.
-    pub fn call_blocking<R>(
-        &self,
-        f: impl FnOnce(&mut Engine<DynStore>, ds_core::UnixMillis) -> R,
-    ) -> R {
+    /// Runs `f` on the engine (under its lock), then wakes readers parked on
+    /// paths that advanced and the committer if anything was staged.
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine<DynStore>, UnixMillis) -> R) -> R {
         let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
         let result = f(&mut engine, self.clock.now());
         while let Some(event) = engine.poll_event() {
             self.waiters.wake(event.path());
         }
+        let pending = engine.has_pending_commit();
+        drop(engine);
+        if pending {
+            self.signal_work();
+        }
         result
+    }
+
+    /// [`Driver::with_engine`] on a blocking-friendly thread.
+    pub async fn call<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Engine<DynStore>, UnixMillis) -> R + Send + 'static,
+    ) -> R {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.with_engine(f))
+            .await
+            .expect("engine call panicked")
+    }
+
+    fn signal_work(&self) {
+        let (lock, cv) = &self.work;
+        *lock.lock().expect("work lock") = true;
+        cv.notify_one();
+    }
+
+    /// One group-commit cycle; false when nothing was staged.
+    fn commit_once(&self) -> bool {
+        let Some(commit) = self.with_engine(|e, _| e.take_commit()) else {
+            return false;
+        };
+        let result = if commit.batch.is_empty() {
+            Ok(())
+        } else {
+            self.store.commit(&commit.batch)
+        };
+        if let Err(e) = &result {
+            tracing::error!("commit of {} writes failed: {e}", commit.writes);
+        }
+        let settled = self.with_engine(|e, _| e.finish_commit(result));
+        let mut tickets = self.tickets.lock().expect("tickets lock");
+        for (ticket, response) in settled {
+            if let Some(tx) = tickets.remove(&ticket) {
+                let _ = tx.send(response);
+            }
+        }
+        true
     }
 
     /// A receiver that flips to `true` when the server starts shutting down.
@@ -68,6 +146,11 @@ impl Driver {
     /// Tells live readers to finish.
     pub fn begin_shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Commits whatever is staged and waits until it is settled (shutdown).
+    pub fn flush(&self) {
+        while self.commit_once() {}
     }
 
     /// Expires streams in the background at the engine's deadlines.
@@ -83,12 +166,38 @@ impl Driver {
                     _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
                     _ = shutdown.changed() => return,
                 }
-                let result = this.call(|e, now| e.handle_timeout(now)).await;
-                if let Err(e) = result {
-                    tracing::error!("background expiry failed: {e}");
-                }
+                this.call(|e, now| e.handle_timeout(now)).await;
                 this.waiters.sweep();
             }
         })
+    }
+}
+
+/// What [`Driver::handle`] produced.
+pub enum Handled {
+    /// Send this now.
+    Respond(Response),
+    /// Park until woken or its deadline, then resume.
+    Wait(ds_core::LongPoll),
+    /// A staged write; its response arrives when its group is durable.
+    Durable(oneshot::Receiver<Response>),
+}
+
+/// The committer thread: waits for staged work, commits a group, repeats.
+/// Ends when the driver is dropped.
+fn committer(driver: std::sync::Weak<Driver>) {
+    loop {
+        let Some(d) = driver.upgrade() else { return };
+        while d.commit_once() {}
+        let (lock, cv) = &d.work;
+        let mut ready = lock.lock().expect("work lock");
+        if !*ready {
+            // Time out now and then so a dropped driver ends this thread.
+            let (guard, _) = cv
+                .wait_timeout(ready, Duration::from_millis(200))
+                .expect("work lock");
+            ready = guard;
+        }
+        *ready = false;
     }
 }

@@ -11,7 +11,7 @@ use axum::response::Response as AxumResponse;
 use bytes::Bytes;
 use ds_core::{Body, Method, Outcome, ProtocolError, Request, Response, SseSession};
 
-use crate::driver::Driver;
+use crate::driver::{Driver, Handled};
 
 /// Handles every request under the stream root.
 pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest) -> AxumResponse {
@@ -28,12 +28,12 @@ pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest)
             )
         })
         .collect();
-    let limit = driver.call_blocking(|e, _| e.config().max_body_bytes);
+    let limit = driver.with_engine(|e, _| e.config().max_body_bytes);
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => core.body = bytes.to_vec(),
         Err(_) => {
             let res = driver
-                .call_blocking(|e, _| e.reject(&core, ProtocolError::PayloadTooLarge { limit }));
+                .with_engine(|e, _| e.reject(&core, ProtocolError::PayloadTooLarge { limit }));
             return to_axum(res, &driver);
         }
     }
@@ -41,35 +41,44 @@ pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest)
     // Subscribe before the engine looks, so no append between its answer and
     // our wait can be missed.
     let notify = driver.waiters.subscribe(&path);
-    let mut outcome = driver.call(move |e, now| e.handle(core, now)).await;
+    let mut lp = match driver.handle(core) {
+        Handled::Respond(res) => return to_axum(res, &driver),
+        Handled::Durable(rx) => {
+            return match rx.await {
+                Ok(res) => to_axum(res, &driver),
+                // The committer is gone (shutdown): nothing was acknowledged.
+                Err(_) => AxumResponse::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .body(AxumBody::empty())
+                    .expect("static response"),
+            };
+        }
+        Handled::Wait(lp) => lp,
+    };
     let mut shutdown = driver.shutdown_signal();
     loop {
-        let lp = match outcome {
-            Outcome::Respond(res) => return to_axum(res, &driver),
-            Outcome::Wait(lp) => lp,
-        };
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         // Re-check after enabling: an event may have fired in between.
-        let lp = match driver.call(move |e, now| e.resume(lp, now)).await {
-            Outcome::Respond(res) => return to_axum(res, &driver),
+        lp = match driver.with_engine(move |e, now| e.resume(lp, now)) {
             Outcome::Wait(lp) => lp,
+            Outcome::Respond(res) => return to_axum(res, &driver),
+            Outcome::Pending(_) => unreachable!("reads never stage writes"),
         };
         let wait = lp.deadline.millis_since(driver.clock.now());
-        let mut ending = false;
         tokio::select! {
             _ = &mut notified => {}
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
-            _ = shutdown.changed() => ending = true,
+            _ = shutdown.changed() => {
+                // Shutting down: answer as if the poll timed out.
+                let deadline = lp.deadline;
+                return match driver.with_engine(move |e, _| e.resume(lp, deadline)) {
+                    Outcome::Respond(res) => to_axum(res, &driver),
+                    _ => AxumResponse::builder().status(StatusCode::SERVICE_UNAVAILABLE).body(AxumBody::empty()).expect("static response"),
+                };
+            }
         }
-        outcome = if ending {
-            // Shutting down: answer as if the poll timed out.
-            let deadline = lp.deadline;
-            driver.call(move |e, _| e.resume(lp, deadline)).await
-        } else {
-            driver.call(move |e, now| e.resume(lp, now)).await
-        };
     }
 }
 
@@ -107,13 +116,7 @@ fn sse_body(driver: Arc<Driver>, session: SseSession) -> AxumBody {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (step, s) = driver
-                .call(move |e, now| {
-                    let step = e.sse_poll(&mut session, now);
-                    (step, session)
-                })
-                .await;
-            session = s;
+            let step = driver.with_engine(|e, now| e.sse_poll(&mut session, now));
             if !step.bytes.is_empty() && tx.send(Ok(Bytes::from(step.bytes))).await.is_err() {
                 return;
             }

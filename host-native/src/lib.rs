@@ -49,18 +49,18 @@ pub fn open_driver(
     clock: Clock,
 ) -> Result<Arc<Driver>, Box<dyn std::error::Error>> {
     let store: DynStore = match storage {
-        Storage::Dir(dir) => Box::new(RedbShards::open(dir)?),
-        Storage::Memory => Box::new(MemStore::new()),
+        Storage::Dir(dir) => Arc::new(RedbShards::open(dir)?),
+        Storage::Memory => Arc::new(MemStore::new()),
     };
     let now = clock.now();
     let seed = now.0 ^ u64::from(std::process::id()).rotate_left(32);
-    let engine = Engine::open(store, engine, now, seed)?;
-    Ok(Driver::new(engine, clock))
+    let engine = Engine::open(Arc::clone(&store), engine, now, seed)?;
+    Ok(Driver::new(engine, store, clock))
 }
 
 /// The router: every path under the stream root goes to the engine.
 pub fn app(driver: Arc<Driver>) -> Router {
-    let root = driver.call_blocking(|e, _| e.config().stream_root.clone());
+    let root = driver.with_engine(|e, _| e.config().stream_root.clone());
     let pattern = format!("{}{{*path}}", root);
     Router::new()
         .route(&pattern, axum::routing::any(http::stream_handler))
@@ -78,7 +78,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error
     let driver = open_driver(&config.storage, config.engine.clone(), Clock::system())?;
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
-    let streams = driver.call_blocking(|e, _| e.stream_count());
+    let streams = driver.with_engine(|e, _| e.stream_count());
     println!(
         "durable-streams-server listening on http://{addr}{}",
         config.engine.stream_root
@@ -100,6 +100,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error
         })
         .await?;
     timer.abort();
+    driver.flush();
     println!("stopped");
     Ok(())
 }

@@ -273,7 +273,7 @@ impl Store for RedbShards {
         ))
     }
 
-    fn commit(&mut self, batch: Batch) -> Result<(), StoreError> {
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut by_shard: Vec<Vec<&Op>> = vec![Vec::new(); self.shards.len()];
         for op in &batch.ops {
             let path = match op {
@@ -284,11 +284,31 @@ impl Store for RedbShards {
             };
             by_shard[self.shard(path).0].push(op);
         }
-        for (i, ops) in by_shard.iter().enumerate() {
-            if !ops.is_empty() {
-                Self::commit_shard(&self.shards[i], ops).map_err(store_error)?;
-            }
+        let touched: Vec<(usize, Vec<&Op>)> = by_shard
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ops)| !ops.is_empty())
+            .collect();
+        match touched.as_slice() {
+            [] => Ok(()),
+            [(i, ops)] => Self::commit_shard(&self.shards[*i], ops).map_err(store_error),
+            // Several shards: their transactions (and fsyncs) run in parallel.
+            many => std::thread::scope(|scope| {
+                let handles: Vec<_> = many
+                    .iter()
+                    .map(|(i, ops)| {
+                        let db = &self.shards[*i];
+                        scope.spawn(move || Self::commit_shard(db, ops))
+                    })
+                    .collect();
+                let mut first_error = None;
+                for h in handles {
+                    if let Err(e) = h.join().expect("shard commit thread panicked") {
+                        first_error.get_or_insert(store_error(e));
+                    }
+                }
+                first_error.map_or(Ok(()), Err)
+            }),
         }
-        Ok(())
     }
 }

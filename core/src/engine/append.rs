@@ -1,7 +1,8 @@
 //! `POST`: append, append-and-close, close-only, with `Stream-Seq` and
 //! idempotent producers (PROTOCOL §5.2, §5.2.1, §5.3).
 
-use crate::engine::{Engine, Event};
+use crate::engine::commit::Publish;
+use crate::engine::Engine;
 use crate::error::{BadRequest, Conflict, EngineError, ProtocolError};
 use crate::headers::{is_true, producer_claim};
 use crate::json::{is_json, media_type, split_messages, JsonError};
@@ -115,14 +116,16 @@ impl<S: Store> Engine<S> {
             path: req.path.clone(),
             meta: next.encode(),
         });
-        self.commit(batch)?;
-
         let tail = Offset(next.tail);
         let closed = next.closed;
-        self.install(&req.path, next);
-        self.emit(Event::Advanced {
+        let publish = Publish {
             path: req.path.clone(),
-        });
+            id: next.id,
+            tail: next.tail,
+            closed,
+        };
+        self.stage(batch, Some(publish));
+        self.install(&req.path, next);
 
         // PROTOCOL §5.2.1: a producer's new data is 200; close-only is 204.
         let mut res = Response::new(if claim.is_some() && !body.is_empty() {

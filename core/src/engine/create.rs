@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::{Engine, Event, StreamState};
+use crate::engine::commit::Publish;
+use crate::engine::{Engine, StreamState};
 use crate::error::{BadRequest, Conflict, EngineError, ProtocolError};
 use crate::headers::{is_true, parse_canonical_uint, MAX_SAFE_INTEGER};
 use crate::json::{is_json, media_type, split_messages, JsonError};
@@ -92,7 +93,13 @@ impl<S: Store> Engine<S> {
             path: req.path.clone(),
             meta: meta.encode(),
         });
-        self.commit(batch)?;
+        let publish = Publish {
+            path: req.path.clone(),
+            id: meta.id,
+            tail: meta.tail,
+            closed: meta.closed,
+        };
+        self.stage(batch, Some(publish));
         if let Some(origin) = &meta.fork {
             if let Some(source) = self.streams.get_mut(&origin.source) {
                 source.forks += 1;
@@ -100,9 +107,6 @@ impl<S: Store> Engine<S> {
         }
         let res = created_response(&meta, 201, req);
         self.install(&req.path, meta);
-        self.emit(Event::Advanced {
-            path: req.path.clone(),
-        });
         Ok(res)
     }
 
@@ -196,8 +200,8 @@ impl<S: Store> Engine<S> {
         meta: &mut StreamMeta,
         now: UnixMillis,
     ) -> Result<(), EngineError> {
-        let source = match self.live_stream(&fork.source, now) {
-            Ok(s) => s.meta.clone(),
+        let (source, source_tail) = match self.readable_stream(&fork.source, now) {
+            Ok(s) => (s.meta.clone(), s.visible.tail),
             Err(EngineError::Protocol(ProtocolError::NotFound)) => {
                 return Err(ProtocolError::ForkSourceNotFound.into())
             }
@@ -212,11 +216,13 @@ impl<S: Store> Engine<S> {
             }
             _ => meta.content_type = source.content_type.clone(),
         }
-        let anchor = fork.offset.map_or(source.tail, |o| o.0);
-        if anchor > source.tail {
+        // Forks branch from committed data only (PROTOCOL §4.2).
+        let anchor = fork.offset.map_or(source_tail, |o| o.0);
+        if anchor > source_tail {
             return Err(BadRequest::ForkOffsetBeyondTail.into());
         }
-        let point = self.sub_offset_point(&fork.source, &source, anchor, fork.sub_offset)?;
+        let point =
+            self.sub_offset_point(&fork.source, &source, source_tail, anchor, fork.sub_offset)?;
         meta.tail = point;
         meta.fork = Some(ForkOrigin {
             source: fork.source.clone(),
@@ -238,6 +244,7 @@ impl<S: Store> Engine<S> {
         &self,
         path: &str,
         source: &StreamMeta,
+        tail: u64,
         anchor: u64,
         sub: u64,
     ) -> Result<u64, EngineError> {
@@ -253,13 +260,21 @@ impl<S: Store> Engine<S> {
         } else {
             1
         };
-        let records = self.read_stitched(path, source, anchor, source.tail, limit)?;
+        let records =
+            self.read_stitched(path, source.id, source.fork.as_ref(), anchor, tail, limit)?;
         if json {
             let whole: Vec<_> = records.iter().filter(|r| r.start >= anchor).collect();
             let count = usize::try_from(sub).unwrap_or(usize::MAX);
             if count > whole.len() {
                 // Read further only when the first page was too short.
-                let all = self.read_stitched(path, source, anchor, source.tail, usize::MAX)?;
+                let all = self.read_stitched(
+                    path,
+                    source.id,
+                    source.fork.as_ref(),
+                    anchor,
+                    tail,
+                    usize::MAX,
+                )?;
                 let all: Vec<_> = all
                     .iter()
                     .filter(|r| r.start >= anchor)

@@ -14,14 +14,9 @@ impl<S: Store> Engine<S> {
         now: UnixMillis,
     ) -> Result<Response, EngineError> {
         self.live_stream(&req.path, now)?;
-        // Plan on a copy of the in-memory state so a failed commit changes nothing.
-        let saved = self.streams.clone();
         let mut batch = Batch::default();
         self.remove(&req.path, &mut batch);
-        if let Err(e) = self.commit(batch) {
-            self.streams = saved;
-            return Err(e.into());
-        }
+        self.stage(batch, None);
         Ok(Response::new(204))
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::cursor::next_cursor;
 use crate::engine::sse_session::SseSession;
-use crate::engine::{decorate_with, Engine, Outcome};
+use crate::engine::{decorate_with, Engine, Outcome, StreamState};
 use crate::error::{BadRequest, EngineError, ProtocolError};
 use crate::json::{is_json, render_array};
 use crate::offset::{Offset, ReadFrom};
@@ -11,7 +11,7 @@ use crate::problem::error_response;
 use crate::request::Request;
 use crate::response::{names, Body, Response};
 use crate::store::{Record, Store, StoreError, StreamId};
-use crate::stream::{Expiry, StreamMeta};
+use crate::stream::{Expiry, ForkOrigin};
 use crate::time::UnixMillis;
 
 /// The read mode named by the `live` query parameter.
@@ -42,6 +42,30 @@ pub struct LongPoll {
     pub(crate) extra_headers: Vec<(&'static str, String)>,
 }
 
+/// A stream as readers see it: the committed tail and closure.
+#[derive(Clone, Debug)]
+pub(crate) struct View {
+    pub id: StreamId,
+    pub content_type: String,
+    pub tail: u64,
+    pub closed: bool,
+    pub fork: Option<ForkOrigin>,
+    pub expiry: Expiry,
+}
+
+impl View {
+    pub(crate) fn of(state: &StreamState) -> View {
+        View {
+            id: state.meta.id,
+            content_type: state.meta.content_type.clone(),
+            tail: state.visible.tail,
+            closed: state.visible.closed,
+            fork: state.meta.fork.clone(),
+            expiry: state.meta.expiry.clone(),
+        }
+    }
+}
+
 /// A chunk of stream data ready to send.
 pub(crate) struct Chunk {
     pub body: Vec<u8>,
@@ -53,10 +77,10 @@ pub(crate) struct Chunk {
 impl<S: Store> Engine<S> {
     pub(crate) fn read(&mut self, req: &Request, now: UnixMillis) -> Result<Outcome, EngineError> {
         let query = parse_query(req)?;
-        let state = self.live_stream(&req.path, now)?;
+        let state = self.readable_stream(&req.path, now)?;
         // PROTOCOL §5.1: reads renew a sliding TTL (kept in memory; see open).
         state.meta.last_access = now.0;
-        let meta = state.meta.clone();
+        let meta = View::of(state);
         let position = match query.from.unwrap_or(ReadFrom::Start) {
             ReadFrom::Start => 0,
             ReadFrom::Now => meta.tail,
@@ -137,7 +161,7 @@ impl<S: Store> Engine<S> {
     /// another wait.
     pub fn resume(&mut self, lp: LongPoll, now: UnixMillis) -> Outcome {
         let meta = match self.streams.get(&lp.path) {
-            Some(s) if s.meta.id == lp.id && !s.meta.soft_deleted => s.meta.clone(),
+            Some(s) if s.meta.id == lp.id && !s.meta.soft_deleted => View::of(s),
             _ => {
                 let res = error_response(&EngineError::Protocol(ProtocolError::NotFound));
                 return Outcome::Respond(decorate_with(res, &lp.extra_headers));
@@ -150,7 +174,7 @@ impl<S: Store> Engine<S> {
     }
 
     /// The long-poll answer available at `now`, or `None` to keep waiting.
-    fn poll_once(&mut self, lp: &LongPoll, meta: &StreamMeta, now: UnixMillis) -> Option<Response> {
+    fn poll_once(&mut self, lp: &LongPoll, meta: &View, now: UnixMillis) -> Option<Response> {
         if lp.position < meta.tail {
             let chunk = match self.read_chunk(&lp.path, meta, lp.position) {
                 Ok(c) => c,
@@ -184,7 +208,7 @@ impl<S: Store> Engine<S> {
     }
 
     pub(crate) fn head(&mut self, req: &Request, now: UnixMillis) -> Result<Response, EngineError> {
-        let meta = &self.live_stream(&req.path, now)?.meta;
+        let meta = View::of(self.readable_stream(&req.path, now)?);
         let mut res = Response::new(200);
         res.set(names::CONTENT_TYPE, meta.content_type.clone());
         res.set(names::STREAM_NEXT_OFFSET, Offset(meta.tail).to_string());
@@ -205,11 +229,12 @@ impl<S: Store> Engine<S> {
     pub(crate) fn read_chunk(
         &self,
         path: &str,
-        meta: &StreamMeta,
+        meta: &View,
         from: u64,
     ) -> Result<Chunk, StoreError> {
         let max = self.config.max_chunk_bytes.max(1);
-        let records = self.read_stitched(path, meta, from, meta.tail, max)?;
+        let records =
+            self.read_stitched(path, meta.id, meta.fork.as_ref(), from, meta.tail, max)?;
         if is_json(&meta.content_type) {
             // A position inside a message (never minted by us) skips it.
             let mut next = from;
@@ -264,18 +289,19 @@ impl<S: Store> Engine<S> {
     pub(crate) fn read_stitched(
         &self,
         path: &str,
-        meta: &StreamMeta,
+        id: StreamId,
+        fork: Option<&ForkOrigin>,
         from: u64,
         end: u64,
         max_bytes: usize,
     ) -> Result<Vec<Record>, StoreError> {
         // Segments from the top of the chain down: (path, id, lo, hi).
         let mut chain: Vec<(&str, StreamId, u64, u64)> = Vec::new();
-        let (mut cur_path, mut cur, mut hi) = (path, meta, end);
+        let (mut cur_path, mut cur_id, mut cur_fork, mut hi) = (path, id, fork, end);
         loop {
-            let lo = cur.fork.as_ref().map_or(0, |f| f.point).min(hi);
-            chain.push((cur_path, cur.id, lo, hi));
-            let Some(origin) = &cur.fork else { break };
+            let lo = cur_fork.map_or(0, |f| f.point).min(hi);
+            chain.push((cur_path, cur_id, lo, hi));
+            let Some(origin) = cur_fork else { break };
             let Some(source) = self
                 .streams
                 .get(&origin.source)
@@ -285,7 +311,12 @@ impl<S: Store> Engine<S> {
                     detail: format!("fork source {:?} of {cur_path:?} is missing", origin.source),
                 });
             };
-            (cur_path, cur, hi) = (&origin.source, &source.meta, lo);
+            (cur_path, cur_id, cur_fork, hi) = (
+                &origin.source,
+                source.meta.id,
+                source.meta.fork.as_ref(),
+                lo,
+            );
         }
         let mut out = Vec::new();
         let mut budget = max_bytes;
@@ -356,7 +387,7 @@ fn parse_query(req: &Request) -> Result<ReadQuery, BadRequest> {
 }
 
 /// `"{id}:{from}:{next}"`, plus `:c` once the stream is closed (PROTOCOL §10.1).
-fn etag(meta: &StreamMeta, from: u64, next: u64) -> String {
+fn etag(meta: &View, from: u64, next: u64) -> String {
     let closed = if meta.closed { ":c" } else { "" };
     format!("\"{:x}:{from}:{next}{closed}\"", meta.id)
 }
@@ -369,7 +400,7 @@ fn etag_matches(header: &str, etag: &str) -> bool {
 }
 
 /// A 200 carrying `chunk`, with the headers of PROTOCOL §5.6.
-fn data_response(meta: &StreamMeta, chunk: Chunk, etag: String) -> Response {
+fn data_response(meta: &View, chunk: Chunk, etag: String) -> Response {
     let mut res = Response::new(200);
     res.set(names::CONTENT_TYPE, meta.content_type.clone());
     res.set(names::STREAM_NEXT_OFFSET, Offset(chunk.next).to_string());

@@ -4,11 +4,11 @@
 
 use crate::config::Config;
 use crate::cursor::next_cursor;
+use crate::engine::read::View;
 use crate::engine::Engine;
 use crate::offset::Offset;
 use crate::sse::{push_control_event, push_data_event, DataEncoding, KEEP_ALIVE};
 use crate::store::{Store, StreamId};
-use crate::stream::StreamMeta;
 use crate::time::UnixMillis;
 
 /// State of one SSE response body. Drive it with [`Engine::sse_poll`].
@@ -41,7 +41,7 @@ pub struct SseStep {
 impl SseSession {
     pub(crate) fn new(
         path: String,
-        meta: &StreamMeta,
+        meta: &View,
         position: u64,
         cursor: Option<String>,
         now: UnixMillis,
@@ -76,7 +76,7 @@ impl<S: Store> Engine<S> {
             Some(s)
                 if s.meta.id == session.id && !s.meta.soft_deleted && !s.meta.is_expired(now) =>
             {
-                s.meta.clone()
+                View::of(s)
             }
             // Deleted or expired while live: end the body; a reconnect sees 404.
             _ => {
@@ -149,7 +149,7 @@ impl<S: Store> Engine<S> {
         &mut self,
         out: &mut Vec<u8>,
         session: &mut SseSession,
-        meta: &StreamMeta,
+        meta: &View,
         now: UnixMillis,
     ) {
         let at_tail = session.position >= meta.tail;

@@ -1,0 +1,216 @@
+//! Group commit: writes are staged in memory and committed together.
+//!
+//! Every successful write adds its operations to the pending batch and gets a
+//! [`Ticket`]. The host takes the whole pending batch at once
+//! ([`Engine::take_commit`]), commits it (one transaction and one fsync per
+//! shard touched, however many writes it holds), then calls
+//! [`Engine::finish_commit`] to learn the response of every ticket in it.
+//! While one group is being committed, new writes stage into the next.
+//! Readers see a write only once its group is committed (see `Visible`).
+//! If a commit fails, every staged write fails with the storage error and the
+//! engine reloads its state from the store, which holds exactly the committed
+//! groups.
+
+use crate::engine::{decorate_with, Engine, Event, Outcome};
+use crate::error::EngineError;
+use crate::problem::error_response;
+use crate::response::Response;
+use crate::store::{Batch, Store, StoreError, StreamId};
+
+/// Identifies a staged write until its group is committed.
+pub type Ticket = u64;
+
+/// A group of staged writes, to be committed as one batch.
+#[derive(Debug)]
+pub struct Commit {
+    /// Everything the group changes, in staging order.
+    pub batch: Batch,
+    /// Number of writes in the group (for metrics).
+    pub writes: usize,
+}
+
+/// A visibility update applied when a group is committed.
+#[derive(Clone, Debug)]
+pub(crate) struct Publish {
+    pub path: String,
+    pub id: StreamId,
+    pub tail: u64,
+    pub closed: bool,
+}
+
+/// One staged write (or internal change, such as an expiry).
+#[derive(Debug)]
+struct Entry {
+    ticket: Option<Ticket>,
+    response: Option<Response>,
+    cors: Vec<(&'static str, String)>,
+    publish: Vec<Publish>,
+}
+
+/// The engine's staging area.
+#[derive(Debug, Default)]
+pub(crate) struct Staging {
+    next_ticket: Ticket,
+    /// Operations of the next group.
+    pending: Batch,
+    pending_entries: Vec<Entry>,
+    /// Visibility updates of the write being handled.
+    scratch: Vec<Publish>,
+    /// The group being committed, if any.
+    in_flight: Option<Vec<Entry>>,
+    /// Changes staged by handlers (set by [`Engine::stage`]).
+    dirty: bool,
+}
+
+impl Staging {
+    fn ticket(&mut self) -> Ticket {
+        self.next_ticket += 1;
+        self.next_ticket
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// Adds `batch` to the pending group; `publish` says what readers may
+    /// see once it is committed.
+    pub(crate) fn stage(&mut self, batch: Batch, publish: Option<Publish>) {
+        self.staging.pending.ops.extend(batch.ops);
+        self.staging.scratch.extend(publish);
+        self.staging.dirty = true;
+    }
+
+    pub(crate) fn staging_is_dirty(&self) -> bool {
+        self.staging.dirty
+    }
+
+    pub(crate) fn staging_clear_scratch(&mut self) {
+        self.staging.scratch.clear();
+        self.staging.dirty = false;
+    }
+
+    /// Stages an internal change (an expiry) that no client waits for.
+    pub(crate) fn stage_internal(&mut self, batch: Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        self.staging.pending.ops.extend(batch.ops);
+        self.staging.pending_entries.push(Entry {
+            ticket: None,
+            response: None,
+            cors: Vec::new(),
+            publish: Vec::new(),
+        });
+    }
+
+    /// Files the successful write just handled. Its response waits for a
+    /// commit when it staged changes or depends on uncommitted ones;
+    /// otherwise it is sent at once.
+    pub(crate) fn seal(
+        &mut self,
+        response: Response,
+        cors: Vec<(&'static str, String)>,
+    ) -> Outcome {
+        let publish = std::mem::take(&mut self.staging.scratch);
+        let dirty = std::mem::take(&mut self.staging.dirty);
+        let in_flight = self.staging.in_flight.is_some();
+        if !dirty && !in_flight && self.staging.pending_entries.is_empty() {
+            return Outcome::Respond(decorate_with(response, &cors));
+        }
+        let ticket = self.staging.ticket();
+        let entry = Entry {
+            ticket: Some(ticket),
+            response: Some(response),
+            cors,
+            publish,
+        };
+        match self.staging.in_flight.as_mut() {
+            // Depends only on the group being committed: settle with it.
+            Some(group) if !dirty && self.staging.pending_entries.is_empty() => group.push(entry),
+            _ => self.staging.pending_entries.push(entry),
+        }
+        Outcome::Pending(ticket)
+    }
+
+    /// Takes every staged write as one group, unless a group is already
+    /// being committed or nothing is staged. The host commits
+    /// `commit.batch` and then calls [`Engine::finish_commit`].
+    pub fn take_commit(&mut self) -> Option<Commit> {
+        if self.staging.in_flight.is_some() || self.staging.pending_entries.is_empty() {
+            return None;
+        }
+        let entries = std::mem::take(&mut self.staging.pending_entries);
+        let batch = std::mem::take(&mut self.staging.pending);
+        let writes = entries.iter().filter(|e| e.ticket.is_some()).count();
+        self.staging.in_flight = Some(entries);
+        Some(Commit { batch, writes })
+    }
+
+    /// True when writes are staged and no group is being committed.
+    pub fn has_pending_commit(&self) -> bool {
+        self.staging.in_flight.is_none() && !self.staging.pending_entries.is_empty()
+    }
+
+    /// Reports how the commit of the group from [`Engine::take_commit`]
+    /// went, and returns the response for each ticket settled by it.
+    ///
+    /// On success readers may now see the group, and events wake them. On
+    /// failure every staged write (this group and any staged after it, which
+    /// may depend on it) is answered with the storage error, and the engine
+    /// reloads its state from the store.
+    pub fn finish_commit(&mut self, result: Result<(), StoreError>) -> Vec<(Ticket, Response)> {
+        let entries = self.staging.in_flight.take().unwrap_or_default();
+        let mut out = Vec::with_capacity(entries.len());
+        match result {
+            Ok(()) => {
+                for entry in entries {
+                    for p in &entry.publish {
+                        self.publish(p);
+                    }
+                    if let (Some(t), Some(r)) = (entry.ticket, entry.response) {
+                        out.push((t, decorate_with(r, &entry.cors)));
+                    }
+                }
+            }
+            Err(e) => {
+                let later = std::mem::take(&mut self.staging.pending_entries);
+                self.staging.pending = Batch::default();
+                let error = EngineError::Store(e);
+                for entry in entries.into_iter().chain(later) {
+                    if let Some(t) = entry.ticket {
+                        out.push((t, decorate_with(error_response(&error), &entry.cors)));
+                    }
+                }
+                // If even reading fails, keep the state we have: the next
+                // commit surfaces the error again.
+                let _ = self.reload();
+            }
+        }
+        out
+    }
+
+    /// Commits everything staged, synchronously, through the engine's own
+    /// store: the whole cycle for single-threaded hosts and tests.
+    pub fn commit_pending(&mut self) -> Vec<(Ticket, Response)> {
+        let mut out = Vec::new();
+        while let Some(commit) = self.take_commit() {
+            let result = if commit.batch.is_empty() {
+                Ok(())
+            } else {
+                self.store.commit(&commit.batch)
+            };
+            out.extend(self.finish_commit(result));
+        }
+        out
+    }
+
+    fn publish(&mut self, p: &Publish) {
+        if let Some(state) = self.streams.get_mut(&p.path).filter(|s| s.meta.id == p.id) {
+            let v = &mut state.visible;
+            v.exists = true;
+            v.tail = v.tail.max(p.tail);
+            v.closed |= p.closed;
+            self.events.push_back(Event::Advanced {
+                path: p.path.clone(),
+            });
+        }
+    }
+}
