@@ -119,6 +119,8 @@ pub struct Engine<S: Store> {
     events: VecDeque<Event>,
     pub(crate) jitter: Jitter,
     next_id: StreamId,
+    /// Persisted bound: every id ever handed out is below it.
+    id_mark: StreamId,
     pub(crate) staging: commit::Staging,
 }
 
@@ -130,7 +132,7 @@ impl<S: Store> Engine<S> {
     /// Fork reference counts are recomputed, and soft-deleted streams that
     /// no fork references any longer are cleaned up.
     pub fn open(store: S, config: Config, now: UnixMillis, seed: u64) -> Result<Self, StoreError> {
-        let (streams, max_id) = load_streams(&store, now)?;
+        let (streams, max_id, id_mark) = load_streams(&store, now)?;
         let mut engine = Engine {
             store,
             config,
@@ -138,7 +140,8 @@ impl<S: Store> Engine<S> {
             expiry_queue: BTreeSet::new(),
             events: VecDeque::new(),
             jitter: Jitter::new(seed),
-            next_id: max_id + 1,
+            next_id: (max_id + 1).max(id_mark),
+            id_mark,
             staging: commit::Staging::default(),
         };
         engine.index_expiry();
@@ -161,7 +164,7 @@ impl<S: Store> Engine<S> {
     /// Rebuilds the in-memory state from the store after a failed commit.
     /// In-memory read renewals of sliding TTLs are kept.
     fn reload(&mut self) -> Result<(), StoreError> {
-        let (mut streams, max_id) = load_streams(&self.store, UnixMillis(0))?;
+        let (mut streams, max_id, id_mark) = load_streams(&self.store, UnixMillis(0))?;
         for (path, state) in streams.iter_mut() {
             if let Some(old) = self
                 .streams
@@ -172,7 +175,8 @@ impl<S: Store> Engine<S> {
             }
         }
         self.streams = streams;
-        self.next_id = self.next_id.max(max_id + 1);
+        self.next_id = self.next_id.max(max_id + 1).max(id_mark);
+        self.id_mark = id_mark;
         self.expiry_queue.clear();
         self.index_expiry();
         Ok(())
@@ -344,12 +348,20 @@ impl<S: Store> Engine<S> {
         self.stage_internal(batch);
     }
 
-    /// A fresh stream id, unique for this store's lifetime.
-    pub(crate) fn allocate_id(&mut self, now: UnixMillis) -> StreamId {
-        // Time-seeded so ids stay unique even if the newest stream was
-        // deleted before a restart.
+    /// A fresh stream id, unique for this store's lifetime: ids only grow,
+    /// and a persisted high-water mark (reserved metadata key
+    /// [`ID_MARK_KEY`]), raised in blocks in the creating batch, keeps them
+    /// growing across restarts even after the newest streams were deleted.
+    pub(crate) fn allocate_id(&mut self, now: UnixMillis, batch: &mut Batch) -> StreamId {
         let id = self.next_id.max(now.0 << 12);
         self.next_id = id + 1;
+        if self.next_id > self.id_mark {
+            self.id_mark = self.next_id + ID_BLOCK;
+            batch.ops.push(Op::PutMeta {
+                path: ID_MARK_KEY.to_string(),
+                meta: self.id_mark.to_be_bytes().to_vec(),
+            });
+        }
         id
     }
 
@@ -500,14 +512,32 @@ impl Body {
     }
 }
 
-/// Loads every stream's metadata and derives fork reference counts.
+/// Reserved metadata key of the stream id high-water mark (stream paths
+/// always start with the stream root, so they never collide with it).
+pub const ID_MARK_KEY: &str = "";
+/// How far ahead the high-water mark is raised at a time.
+const ID_BLOCK: u64 = 1 << 16;
+
+/// Loads every stream's metadata, the id high-water mark, and derives fork
+/// reference counts.
 fn load_streams<S: Store>(
     store: &S,
     now: UnixMillis,
-) -> Result<(BTreeMap<String, StreamState>, StreamId), StoreError> {
+) -> Result<(BTreeMap<String, StreamState>, StreamId, StreamId), StoreError> {
     let mut streams = BTreeMap::new();
     let mut max_id = 0;
+    let mut id_mark = 0;
     for (path, blob) in store.load_meta()? {
+        if path == ID_MARK_KEY {
+            let bytes: [u8; 8] = blob
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt {
+                    detail: "the stream id high-water mark is not 8 bytes".to_string(),
+                })?;
+            id_mark = u64::from_be_bytes(bytes);
+            continue;
+        }
         let mut meta = StreamMeta::decode(&path, &blob)?;
         meta.last_access = meta.last_access.max(now.0);
         max_id = max_id.max(meta.id);
@@ -535,5 +565,5 @@ fn load_streams<S: Store>(
             s.forks += 1;
         }
     }
-    Ok((streams, max_id))
+    Ok((streams, max_id, id_mark))
 }

@@ -44,6 +44,24 @@ pub fn split_messages(body: &[u8], allow_empty: bool) -> Result<Vec<Vec<u8>>, Js
     }
 }
 
+/// Stored JSON messages are one record each; the last message of each
+/// append carries a trailing `\n` (JSON whitespace, stripped on output), so
+/// append boundaries survive for `Stream-Fork-Sub-Offset` (PROTOCOL §4.2:
+/// a sub-offset may not pass the next data boundary).
+pub const BATCH_END: u8 = b'\n';
+
+/// Marks the last of one append's messages as the end of its append.
+pub fn mark_batch_end(messages: &mut [Vec<u8>]) {
+    if let Some(last) = messages.last_mut() {
+        last.push(BATCH_END);
+    }
+}
+
+/// True when a stored message is the last of its append.
+pub fn is_batch_end(record: &[u8]) -> bool {
+    record.last() == Some(&BATCH_END)
+}
+
 /// Renders stored messages as one JSON array (PROTOCOL §9.1.5).
 pub fn render_array<'a>(messages: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
@@ -52,7 +70,7 @@ pub fn render_array<'a>(messages: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(m);
+        out.extend_from_slice(m.strip_suffix(&[BATCH_END]).unwrap_or(m));
     }
     out.push(b']');
     out

@@ -42,6 +42,51 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
 }
 
+/// Process exit codes for startup failures (documented in `--help`).
+pub mod exit {
+    /// The data directory is in use by another running server.
+    pub const DATA_DIR_IN_USE: u8 = 3;
+    /// The data directory's layout or format version is not supported.
+    pub const LAYOUT_MISMATCH: u8 = 4;
+    /// A shard or stored record cannot be read (corrupt or I/O failure).
+    pub const STORAGE_UNREADABLE: u8 = 5;
+    /// The listen address cannot be bound.
+    pub const CANNOT_BIND: u8 = 6;
+    /// Anything else.
+    pub const OTHER: u8 = 1;
+}
+
+/// The exit code for an error that stopped the server from starting.
+pub fn exit_code(error: &(dyn std::error::Error + 'static)) -> u8 {
+    use redb_shards::OpenError;
+    if let Some(open) = error.downcast_ref::<OpenError>() {
+        return match open {
+            OpenError::Shard(_, redb::DatabaseError::DatabaseAlreadyOpen) => exit::DATA_DIR_IN_USE,
+            OpenError::Layout(_) => exit::LAYOUT_MISMATCH,
+            OpenError::Shard(..) | OpenError::Io(..) => exit::STORAGE_UNREADABLE,
+        };
+    }
+    if error.downcast_ref::<ds_core::StoreError>().is_some() {
+        return exit::STORAGE_UNREADABLE;
+    }
+    if error.downcast_ref::<BindError>().is_some() {
+        return exit::CANNOT_BIND;
+    }
+    exit::OTHER
+}
+
+/// The listen address could not be bound.
+#[derive(Debug)]
+pub struct BindError(pub SocketAddr, pub std::io::Error);
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot listen on {}: {}", self.0, self.1)
+    }
+}
+
+impl std::error::Error for BindError {}
+
 /// Opens the configured storage and the engine over it.
 pub fn open_driver(
     storage: &Storage,
@@ -49,7 +94,7 @@ pub fn open_driver(
     clock: Clock,
 ) -> Result<Arc<Driver>, Box<dyn std::error::Error>> {
     let store: DynStore = match storage {
-        Storage::Dir(dir) => Arc::new(RedbShards::open(dir)?),
+        Storage::Dir(dir) => Arc::new(RedbShards::open(dir, redb_shards::DEFAULT_SHARDS)?),
         Storage::Memory => Arc::new(MemStore::new()),
     };
     let now = clock.now();
@@ -76,7 +121,9 @@ pub fn app(driver: Arc<Driver>) -> Router {
 /// answered and in-flight writes finish before the process exits.
 pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
     let driver = open_driver(&config.storage, config.engine.clone(), Clock::system())?;
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| BindError(config.bind, e))?;
     let addr = listener.local_addr()?;
     let streams = driver.with_engine(|e, _| e.stream_count());
     println!(

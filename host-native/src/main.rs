@@ -10,7 +10,13 @@ use durable_streams_server::{serve, ServerConfig, Storage};
 /// A Durable Streams server (PROTOCOL.md): durable, append-only,
 /// offset-addressable streams over HTTP, stored in redb file shards.
 #[derive(Parser, Debug)]
-#[command(name = "durable-streams-server", version)]
+#[command(
+    name = "durable-streams-server",
+    version,
+    after_help = "Exit codes: 0 clean shutdown, 2 invalid arguments, 3 data directory in use by another \
+server, 4 unsupported data directory layout or format, 5 unreadable storage, 6 cannot bind the \
+listen address, 1 anything else."
+)]
 struct Args {
     /// Address and port to listen on.
     #[arg(long, env = "DS_BIND", default_value = "127.0.0.1:4437")]
@@ -72,7 +78,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("durable-streams-server: {e}");
-            ExitCode::from(2)
+            ExitCode::from(durable_streams_server::exit_code(e.as_ref()))
         }
     }
 }

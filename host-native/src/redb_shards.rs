@@ -10,11 +10,15 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use ds_core::mem_store::collect_records;
 use ds_core::shard::{shard_of, SHARD_POLICY};
 use ds_core::{Batch, Op, Record, Store, StoreError, StreamId};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
+    TableDefinition,
+};
 use serde::{Deserialize, Serialize};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -23,7 +27,7 @@ const DATA: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("data");
 /// Version of the on-disk layout (manifest, tables, key encodings).
 pub const LAYOUT_VERSION: u32 = 1;
 /// Shards created in a new data directory.
-pub const DEFAULT_SHARDS: u32 = 16;
+pub const DEFAULT_SHARDS: u32 = 4;
 const MANIFEST: &str = "layout.json";
 
 /// The layout manifest, `layout.json` in the data directory.
@@ -63,86 +67,126 @@ impl std::fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
+/// Opens (or reopens) one shard's database.
+pub type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// One shard: its database, and how to reopen it after an I/O failure
+/// (redb refuses further use of a database once an I/O error happened).
+struct Shard {
+    name: String,
+    db: RwLock<Option<Database>>,
+    open: Opener,
+}
+
 /// The native [`Store`]: redb file shards.
 pub struct RedbShards {
-    shards: Vec<Database>,
+    shards: Vec<Shard>,
 }
 
 impl RedbShards {
-    /// Opens (or initialises) the data directory `dir`.
-    pub fn open(dir: &Path) -> Result<RedbShards, OpenError> {
+    /// Opens (or initialises, with `new_shards` shards) the data directory `dir`.
+    pub fn open(dir: &Path, new_shards: u32) -> Result<RedbShards, OpenError> {
         fs::create_dir_all(dir).map_err(|e| OpenError::Io(dir.to_path_buf(), e))?;
-        let manifest = dir.join(MANIFEST);
-        let layout = match fs::read(&manifest) {
-            Ok(bytes) => {
-                let layout: Layout = serde_json::from_slice(&bytes).map_err(|e| {
-                    OpenError::Layout(format!(
-                        "{}: unreadable layout manifest: {e}",
-                        manifest.display()
-                    ))
-                })?;
-                if layout.format_version != LAYOUT_VERSION
-                    || layout.hash != SHARD_POLICY
-                    || layout.shards == 0
-                {
-                    return Err(OpenError::Layout(format!(
-                        "{}: layout format {} with hash {:?} is not supported by this server (expects format {LAYOUT_VERSION}, hash {SHARD_POLICY:?})",
-                        manifest.display(),
-                        layout.format_version,
-                        layout.hash
-                    )));
-                }
-                layout
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
+        let (layout, fresh) = match read_layout(dir)? {
+            Some(layout) => (layout, false),
+            None => {
+                // No manifest: a new directory, or an initialisation that was
+                // interrupted. Shard files left by the latter hold nothing
+                // acknowledged (the manifest is written last), so start over.
+                remove_shard_files(dir)?;
                 let layout = Layout {
                     format_version: LAYOUT_VERSION,
-                    shards: DEFAULT_SHARDS,
+                    shards: new_shards.max(1),
                     hash: SHARD_POLICY.to_string(),
                 };
-                let tmp = dir.join("layout.json.tmp");
-                let text = serde_json::to_vec_pretty(&layout).expect("layout serializes");
-                fs::write(&tmp, text).map_err(|e| OpenError::Io(tmp.clone(), e))?;
-                fs::File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| OpenError::Io(tmp.clone(), e))?;
-                fs::rename(&tmp, &manifest).map_err(|e| OpenError::Io(manifest.clone(), e))?;
-                if let Ok(d) = fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-                layout
+                (layout, true)
             }
-            Err(e) => return Err(OpenError::Io(manifest, e)),
         };
-        let mut shards = Vec::with_capacity(layout.shards as usize);
+        let mut openers = Vec::with_capacity(layout.shards as usize);
         for i in 0..layout.shards {
             let path = dir.join(format!("shard-{i:03}.redb"));
-            let db = Database::create(&path).map_err(|e| OpenError::Shard(path.clone(), e))?;
-            let txn = db.begin_write().map_err(|e| {
-                OpenError::Shard(path.clone(), redb::DatabaseError::Storage(txn_storage(e)))
-            })?;
-            {
-                txn.open_table(META).map_err(|e| {
-                    OpenError::Shard(path.clone(), redb::DatabaseError::Storage(table_storage(e)))
-                })?;
-                txn.open_table(DATA).map_err(|e| {
-                    OpenError::Shard(path.clone(), redb::DatabaseError::Storage(table_storage(e)))
-                })?;
+            if !fresh && !path.exists() {
+                return Err(OpenError::Layout(format!(
+                    "{} is missing ({} names {} shards)",
+                    path.display(),
+                    dir.join(MANIFEST).display(),
+                    layout.shards
+                )));
             }
-            txn.commit().map_err(|e| {
-                OpenError::Shard(
-                    path.clone(),
-                    redb::DatabaseError::Storage(commit_storage(e)),
-                )
-            })?;
-            shards.push(db);
+            let name = path.display().to_string();
+            let opener: Opener = Box::new(move || Database::create(&path));
+            openers.push((name, opener));
+        }
+        let shards = Self::from_openers(openers)?;
+        if fresh {
+            write_layout(dir, &layout)?;
+        }
+        Ok(shards)
+    }
+
+    /// Shards over custom redb backends (tests inject crash-simulating ones).
+    /// `open` is called again whenever a shard must be reopened.
+    pub fn from_openers(openers: Vec<(String, Opener)>) -> Result<RedbShards, OpenError> {
+        let mut shards = Vec::with_capacity(openers.len());
+        for (name, open) in openers {
+            let db = open_prepared(&open).map_err(|e| OpenError::Shard(PathBuf::from(&name), e))?;
+            shards.push(Shard {
+                name,
+                db: RwLock::new(Some(db)),
+                open,
+            });
         }
         Ok(RedbShards { shards })
     }
 
-    fn shard(&self, path: &str) -> (usize, &Database) {
-        let i = shard_of(path, self.shards.len() as u32) as usize;
-        (i, &self.shards[i])
+    /// An opener over a backend built by `make` (for tests).
+    pub fn backend_opener<B: StorageBackend>(
+        make: impl Fn() -> B + Send + Sync + 'static,
+    ) -> Opener {
+        Box::new(move || Database::builder().create_with_backend(make()))
+    }
+
+    fn shard_index(&self, path: &str) -> usize {
+        shard_of(path, self.shards.len() as u32) as usize
+    }
+
+    /// Runs `f` on shard `i`'s database, reopening it first if an earlier
+    /// I/O failure closed it.
+    fn with_db<R>(
+        &self,
+        i: usize,
+        f: impl Fn(&Database) -> Result<R, redb::Error>,
+    ) -> Result<R, StoreError> {
+        let shard = &self.shards[i];
+        {
+            let guard = shard.db.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(db) = guard.as_ref() {
+                match f(db) {
+                    Ok(r) => return Ok(r),
+                    Err(e) if is_io(&e) => {
+                        drop(guard);
+                        // Close it: redb refuses further use after an I/O error.
+                        *shard.db.write().unwrap_or_else(|p| p.into_inner()) = None;
+                        return Err(store_error(e));
+                    }
+                    Err(e) => return Err(store_error(e)),
+                }
+            }
+        }
+        let mut guard = shard.db.write().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let db = open_prepared(&shard.open).map_err(|e| {
+                tracing::warn!("reopening {} failed: {e}", shard.name);
+                store_error(redb::Error::from(e))
+            })?;
+            tracing::info!("reopened {} after an I/O failure", shard.name);
+            *guard = Some(db);
+        }
+        let result = f(guard.as_ref().expect("opened above"));
+        if matches!(&result, Err(e) if is_io(e)) {
+            *guard = None;
+        }
+        result.map_err(store_error)
     }
 
     fn commit_shard(db: &Database, ops: &[&Op]) -> Result<(), redb::Error> {
@@ -172,32 +216,121 @@ impl RedbShards {
     }
 }
 
-fn table_storage(e: redb::TableError) -> redb::StorageError {
-    match e {
-        redb::TableError::Storage(s) => s,
-        other => redb::StorageError::Io(std::io::Error::other(other.to_string())),
+/// Reads `layout.json`; `None` when the directory has none yet.
+fn read_layout(dir: &Path) -> Result<Option<Layout>, OpenError> {
+    let manifest = dir.join(MANIFEST);
+    match fs::read(&manifest) {
+        Ok(bytes) => {
+            let layout: Layout = serde_json::from_slice(&bytes).map_err(|e| {
+                OpenError::Layout(format!(
+                    "{}: unreadable layout manifest: {e}",
+                    manifest.display()
+                ))
+            })?;
+            if layout.format_version != LAYOUT_VERSION
+                || layout.hash != SHARD_POLICY
+                || layout.shards == 0
+            {
+                return Err(OpenError::Layout(format!(
+                    "{}: layout format {} with hash {:?} and {} shards is not supported by this server \
+                     (it reads format {LAYOUT_VERSION}, hash {SHARD_POLICY:?})",
+                    manifest.display(),
+                    layout.format_version,
+                    layout.hash,
+                    layout.shards
+                )));
+            }
+            Ok(Some(layout))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(OpenError::Io(manifest, e)),
     }
 }
 
-fn txn_storage(e: redb::TransactionError) -> redb::StorageError {
-    match e {
-        redb::TransactionError::Storage(s) => s,
-        other => redb::StorageError::Io(std::io::Error::other(other.to_string())),
-    }
+/// Writes `layout.json` durably (temp file, fsync, rename, fsync the dir).
+fn write_layout(dir: &Path, layout: &Layout) -> Result<(), OpenError> {
+    let manifest = dir.join(MANIFEST);
+    let tmp = dir.join("layout.json.tmp");
+    let text = serde_json::to_vec_pretty(layout).expect("layout serializes");
+    fs::write(&tmp, text).map_err(|e| OpenError::Io(tmp.clone(), e))?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| OpenError::Io(tmp.clone(), e))?;
+    fs::rename(&tmp, &manifest).map_err(|e| OpenError::Io(manifest.clone(), e))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| OpenError::Io(dir.to_path_buf(), e))
 }
 
-fn commit_storage(e: redb::CommitError) -> redb::StorageError {
-    match e {
-        redb::CommitError::Storage(s) => s,
-        other => redb::StorageError::Io(std::io::Error::other(other.to_string())),
+/// Removes shard files left by an interrupted initialisation. Refuses to
+/// touch a shard that holds any stream: then the manifest was lost, and the
+/// operator must decide.
+fn remove_shard_files(dir: &Path) -> Result<(), OpenError> {
+    let entries = fs::read_dir(dir).map_err(|e| OpenError::Io(dir.to_path_buf(), e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("shard-") && name.ends_with(".redb")) {
+            continue;
+        }
+        let path = entry.path();
+        let holds_streams = match Database::create(&path) {
+            Ok(db) => {
+                let count = || -> Result<u64, redb::Error> {
+                    let txn = db.begin_read()?;
+                    match txn.open_table(META) {
+                        Ok(t) => Ok(ReadableTableMetadata::len(&t)?),
+                        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+                        Err(e) => Err(e.into()),
+                    }
+                };
+                count().map_or(true, |n| n > 0)
+            }
+            // Never initialised far enough to be a database.
+            Err(redb::DatabaseError::Storage(_)) => false,
+            Err(e) => return Err(OpenError::Shard(path, e)),
+        };
+        if holds_streams {
+            return Err(OpenError::Layout(format!(
+                "{} holds streams but {} is missing; restore the manifest (or move the shard files away)",
+                path.display(),
+                dir.join(MANIFEST).display()
+            )));
+        }
+        fs::remove_file(&path).map_err(|e| OpenError::Io(path.clone(), e))?;
     }
+    Ok(())
+}
+
+/// Opens a shard and makes sure its tables exist.
+fn open_prepared(open: &Opener) -> Result<Database, redb::DatabaseError> {
+    let db = open()?;
+    let prepare = || -> Result<(), redb::Error> {
+        let txn = db.begin_write()?;
+        txn.open_table(META)?;
+        txn.open_table(DATA)?;
+        txn.commit()?;
+        Ok(())
+    };
+    prepare().map_err(|e| match e {
+        redb::Error::Io(io) => redb::DatabaseError::Storage(redb::StorageError::Io(io)),
+        other => redb::DatabaseError::Storage(redb::StorageError::Io(std::io::Error::other(
+            other.to_string(),
+        ))),
+    })?;
+    Ok(db)
+}
+
+fn is_io(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
 }
 
 /// Maps a redb failure to the core's storage error; a full disk is distinct.
 fn store_error(e: impl Into<redb::Error>) -> StoreError {
     let e: redb::Error = e.into();
     if let redb::Error::Io(io) = &e {
-        if io.kind() == ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+        // ENOSPC (28) and EDQUOT (122) on Linux.
+        if io.kind() == ErrorKind::StorageFull || matches!(io.raw_os_error(), Some(28 | 122)) {
             return StoreError::Full;
         }
     }
@@ -214,13 +347,18 @@ fn store_error(e: impl Into<redb::Error>) -> StoreError {
 impl Store for RedbShards {
     fn load_meta(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
-        for db in &self.shards {
-            let txn = db.begin_read().map_err(store_error)?;
-            let table = txn.open_table(META).map_err(store_error)?;
-            for entry in table.iter().map_err(store_error)? {
-                let (k, v) = entry.map_err(store_error)?;
-                out.push((k.value().to_string(), v.value().to_vec()));
-            }
+        for i in 0..self.shards.len() {
+            let part = self.with_db(i, |db| {
+                let txn = db.begin_read()?;
+                let table = txn.open_table(META)?;
+                let mut part = Vec::new();
+                for entry in table.iter()? {
+                    let (k, v) = entry?;
+                    part.push((k.value().to_string(), v.value().to_vec()));
+                }
+                Ok(part)
+            })?;
+            out.extend(part);
         }
         Ok(out)
     }
@@ -233,44 +371,38 @@ impl Store for RedbShards {
         end: u64,
         max_bytes: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let (_, db) = self.shard(path);
-        let txn = db.begin_read().map_err(store_error)?;
-        let table = txn.open_table(DATA).map_err(store_error)?;
-        let before = table
-            .range((id, 0)..=(id, from))
-            .map_err(store_error)?
-            .next_back();
-        let before = match before {
-            Some(entry) => {
-                let (k, v) = entry.map_err(store_error)?;
-                Some((k.value().1, v.value().to_vec()))
-            }
-            None => None,
-        };
-        let mut after = Vec::new();
-        let mut total = before.as_ref().map_or(0, |(_, d)| d.len());
-        if from < u64::MAX && (total < max_bytes || before.is_none()) {
-            for entry in table
-                .range((id, from + 1)..(id, end.max(from + 1)))
-                .map_err(store_error)?
-            {
-                let (k, v) = entry.map_err(store_error)?;
-                let data = v.value().to_vec();
-                total += data.len();
-                after.push((k.value().1, data));
-                if total >= max_bytes {
-                    break;
+        self.with_db(self.shard_index(path), |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(DATA)?;
+            let before = match table.range((id, 0)..=(id, from))?.next_back() {
+                Some(entry) => {
+                    let (k, v) = entry?;
+                    Some((k.value().1, v.value().to_vec()))
+                }
+                None => None,
+            };
+            let mut after = Vec::new();
+            let mut total = before.as_ref().map_or(0, |(_, d)| d.len());
+            if from < end && (total < max_bytes || before.is_none()) {
+                for entry in table.range((id, from + 1)..(id, end))? {
+                    let (k, v) = entry?;
+                    let data = v.value().to_vec();
+                    total += data.len();
+                    after.push((k.value().1, data));
+                    if total >= max_bytes {
+                        break;
+                    }
                 }
             }
-        }
-        let before_ref = before.as_ref().map(|(s, d)| (*s, d.as_slice()));
-        Ok(collect_records(
-            before_ref,
-            after.iter().map(|(s, d)| (*s, d.as_slice())),
-            from,
-            end,
-            max_bytes,
-        ))
+            let before_ref = before.as_ref().map(|(s, d)| (*s, d.as_slice()));
+            Ok(collect_records(
+                before_ref,
+                after.iter().map(|(s, d)| (*s, d.as_slice())),
+                from,
+                end,
+                max_bytes,
+            ))
+        })
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
@@ -282,7 +414,7 @@ impl Store for RedbShards {
                 | Op::Append { path, .. }
                 | Op::PurgeData { path, .. } => path,
             };
-            by_shard[self.shard(path).0].push(op);
+            by_shard[self.shard_index(path)].push(op);
         }
         let touched: Vec<(usize, Vec<&Op>)> = by_shard
             .into_iter()
@@ -291,20 +423,19 @@ impl Store for RedbShards {
             .collect();
         match touched.as_slice() {
             [] => Ok(()),
-            [(i, ops)] => Self::commit_shard(&self.shards[*i], ops).map_err(store_error),
+            [(i, ops)] => self.with_db(*i, |db| Self::commit_shard(db, ops)),
             // Several shards: their transactions (and fsyncs) run in parallel.
             many => std::thread::scope(|scope| {
                 let handles: Vec<_> = many
                     .iter()
                     .map(|(i, ops)| {
-                        let db = &self.shards[*i];
-                        scope.spawn(move || Self::commit_shard(db, ops))
+                        scope.spawn(move || self.with_db(*i, |db| Self::commit_shard(db, ops)))
                     })
                     .collect();
                 let mut first_error = None;
                 for h in handles {
                     if let Err(e) = h.join().expect("shard commit thread panicked") {
-                        first_error.get_or_insert(store_error(e));
+                        first_error.get_or_insert(e);
                     }
                 }
                 first_error.map_or(Ok(()), Err)

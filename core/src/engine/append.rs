@@ -5,7 +5,7 @@ use crate::engine::commit::Publish;
 use crate::engine::Engine;
 use crate::error::{BadRequest, Conflict, EngineError, ProtocolError};
 use crate::headers::{is_true, producer_claim};
-use crate::json::{is_json, media_type, split_messages, JsonError};
+use crate::json::{is_json, mark_batch_end, media_type, split_messages, JsonError};
 use crate::offset::Offset;
 use crate::producer::{check, Decision, ProducerClaim};
 use crate::request::Request;
@@ -55,10 +55,12 @@ impl<S: Store> Engine<S> {
                 return Err(Conflict::ContentTypeMismatch.into());
             }
             messages = if json {
-                split_messages(body, false).map_err(|e| match e {
+                let mut m = split_messages(body, false).map_err(|e| match e {
                     JsonError::Invalid => BadRequest::InvalidJson,
                     JsonError::EmptyArray => BadRequest::EmptyJsonArray,
-                })?
+                })?;
+                mark_batch_end(&mut m);
+                m
             } else {
                 vec![body.clone()]
             };

@@ -6,7 +6,7 @@ use crate::engine::commit::Publish;
 use crate::engine::{Engine, StreamState};
 use crate::error::{BadRequest, Conflict, EngineError, ProtocolError};
 use crate::headers::{is_true, parse_canonical_uint, MAX_SAFE_INTEGER};
-use crate::json::{is_json, media_type, split_messages, JsonError};
+use crate::json::{is_batch_end, is_json, mark_batch_end, media_type, split_messages, JsonError};
 use crate::offset::Offset;
 use crate::request::Request;
 use crate::response::{names, Response};
@@ -77,8 +77,8 @@ impl<S: Store> Engine<S> {
             self.resolve_fork(fork, &spec, &mut meta, now)?;
         }
         let messages = initial_records(&meta.content_type, &req.body)?;
-        meta.id = self.allocate_id(now);
         let mut batch = Batch::default();
+        meta.id = self.allocate_id(now, &mut batch);
         for data in messages {
             let start = meta.tail;
             meta.tail += data.len() as u64;
@@ -251,42 +251,42 @@ impl<S: Store> Engine<S> {
         if sub == 0 {
             return Ok(anchor);
         }
-        let json = is_json(&source.content_type);
-        let limit = if json {
-            usize::try_from(sub)
-                .unwrap_or(usize::MAX)
-                .saturating_mul(64)
-                .max(4096)
-        } else {
-            1
-        };
-        let records =
-            self.read_stitched(path, source.id, source.fork.as_ref(), anchor, tail, limit)?;
-        if json {
-            let whole: Vec<_> = records.iter().filter(|r| r.start >= anchor).collect();
-            let count = usize::try_from(sub).unwrap_or(usize::MAX);
-            if count > whole.len() {
-                // Read further only when the first page was too short.
-                let all = self.read_stitched(
-                    path,
-                    source.id,
-                    source.fork.as_ref(),
-                    anchor,
-                    tail,
-                    usize::MAX,
-                )?;
-                let all: Vec<_> = all
-                    .iter()
-                    .filter(|r| r.start >= anchor)
-                    .map(|r| r.end())
-                    .collect();
-                return all
-                    .get(count - 1)
-                    .copied()
-                    .ok_or(BadRequest::ForkSubOffsetOvershoot.into());
+        if is_json(&source.content_type) {
+            // Whole messages, never past the end of the append at the anchor
+            // nor past a fork point of the source's chain.
+            let mut points = Vec::new();
+            let mut link = source.fork.as_ref();
+            while let Some(origin) = link {
+                points.push(origin.point);
+                link = self
+                    .streams
+                    .get(&origin.source)
+                    .and_then(|s| s.meta.fork.as_ref());
             }
-            Ok(whole[count - 1].end())
+            let (mut pos, mut taken) = (anchor, 0u64);
+            loop {
+                let records =
+                    self.read_stitched(path, source.id, source.fork.as_ref(), pos, tail, 64 << 10)?;
+                let mut progressed = false;
+                let from = pos;
+                for r in records.iter().filter(|r| r.start >= from) {
+                    progressed = true;
+                    taken += 1;
+                    pos = r.end();
+                    if taken == sub {
+                        return Ok(pos);
+                    }
+                    if is_batch_end(&r.data) || points.contains(&pos) {
+                        return Err(BadRequest::ForkSubOffsetOvershoot.into());
+                    }
+                }
+                if !progressed {
+                    return Err(BadRequest::ForkSubOffsetOvershoot.into());
+                }
+            }
         } else {
+            let records =
+                self.read_stitched(path, source.id, source.fork.as_ref(), anchor, tail, 1)?;
             let boundary = records.first().map_or(anchor, |r| r.end());
             let point = anchor.saturating_add(sub);
             if point > boundary {
@@ -303,10 +303,12 @@ fn initial_records(content_type: &str, body: &[u8]) -> Result<Vec<Vec<u8>>, BadR
         return Ok(Vec::new());
     }
     if is_json(content_type) {
-        split_messages(body, true).map_err(|e| match e {
+        let mut messages = split_messages(body, true).map_err(|e| match e {
             JsonError::Invalid => BadRequest::InvalidJson,
             JsonError::EmptyArray => BadRequest::EmptyJsonArray,
-        })
+        })?;
+        mark_batch_end(&mut messages);
+        Ok(messages)
     } else {
         Ok(vec![body.to_vec()])
     }

@@ -25,6 +25,7 @@ pub struct SseSession {
     end_at: UnixMillis,
     keep_alive_ms: u64,
     sent_control: bool,
+    sent_closed: bool,
     idle_since: UnixMillis,
 }
 
@@ -57,6 +58,7 @@ impl SseSession {
             end_at: now.plus_millis(config.sse_reconnect_ms),
             keep_alive_ms: config.sse_keep_alive_ms.max(1),
             sent_control: false,
+            sent_closed: false,
             idle_since: now,
         }
     }
@@ -109,8 +111,10 @@ impl<S: Store> Engine<S> {
             self.push_control(&mut out, session, &meta, now);
         }
         let at_tail = session.position >= meta.tail;
-        if at_tail && !session.sent_control {
-            // PROTOCOL §5.8 / §8: the first control event reports the tail.
+        // PROTOCOL §5.8 / §8: the first control event reports the tail, and
+        // a stream closed at the tail always gets its final closed control
+        // (also when the close came without data).
+        if at_tail && (!session.sent_control || (meta.closed && !session.sent_closed)) {
             self.push_control(&mut out, session, &meta, now);
         }
         if at_tail && meta.closed {
@@ -155,6 +159,7 @@ impl<S: Store> Engine<S> {
         let at_tail = session.position >= meta.tail;
         let mut control = format!("{{\"streamNextOffset\":\"{}\"", Offset(session.position));
         if at_tail && meta.closed {
+            session.sent_closed = true;
             control.push_str(",\"streamClosed\":true,\"upToDate\":true");
         } else {
             // The client's cursor decides the first value; later ones only
