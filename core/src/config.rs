@@ -9,6 +9,20 @@ pub enum CorsPolicy {
     AllowList(Vec<String>),
 }
 
+/// Limits on what clients may store. `None` means unlimited (the default).
+/// Each is checked before a write is staged, so a refused write changes
+/// nothing; see [`crate::Quota`] for the answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quotas {
+    /// Largest tail offset (in bytes of the stream's logical byte space, a
+    /// fork's inherited prefix included) any stream may reach.
+    pub max_stream_bytes: Option<u64>,
+    /// Most streams held at once (soft-deleted ones included).
+    pub max_streams: Option<u64>,
+    /// Most data bytes stored across all streams (each stream's own records).
+    pub max_total_bytes: Option<u64>,
+}
+
 /// Tunables of an [`crate::Engine`].
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -28,6 +42,11 @@ pub struct Config {
     pub cors: CorsPolicy,
     /// `Cache-Control` of cacheable reads (PROTOCOL §10.1).
     pub cacheable_read: String,
+    /// Storage limits.
+    pub quotas: Quotas,
+    /// Development exception of PROTOCOL §12.8: allow webhooks to
+    /// `http://localhost` and `http://127.0.0.x`.
+    pub allow_local_webhooks: bool,
 }
 
 impl Default for Config {
@@ -41,6 +60,8 @@ impl Default for Config {
             sse_keep_alive_ms: 15_000,
             cors: CorsPolicy::AnyOrigin,
             cacheable_read: "public, max-age=60, stale-while-revalidate=300".to_string(),
+            quotas: Quotas::default(),
+            allow_local_webhooks: false,
         }
     }
 }

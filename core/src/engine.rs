@@ -20,11 +20,14 @@
 //!   tail and closure, advanced when the group that wrote them is committed.
 
 pub mod append;
+pub mod archive;
 pub mod commit;
 pub mod create;
 pub mod delete;
+pub mod quota;
 pub mod read;
 pub mod sse_session;
+pub mod subscribe;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -38,9 +41,11 @@ use crate::store::{Batch, Op, Store, StoreError, StreamId};
 use crate::stream::StreamMeta;
 use crate::time::UnixMillis;
 
+pub use archive::{ConflictMode, ExportPlan, ImportSummary};
 pub use commit::{Commit, Ticket};
 pub use read::LongPoll;
 pub use sse_session::{SseSession, SseStep};
+pub use subscribe::WebhookDelivery;
 
 /// Something the host must react to: wake whatever waits on `path`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,7 +126,10 @@ pub struct Engine<S: Store> {
     next_id: StreamId,
     /// Persisted bound: every id ever handed out is below it.
     id_mark: StreamId,
+    pub(crate) subs: subscribe::Subscriptions,
     pub(crate) staging: commit::Staging,
+    /// Stored bytes, kept current for quotas and metrics.
+    pub(crate) usage: quota::Usage,
 }
 
 impl<S: Store> Engine<S> {
@@ -132,7 +140,12 @@ impl<S: Store> Engine<S> {
     /// Fork reference counts are recomputed, and soft-deleted streams that
     /// no fork references any longer are cleaned up.
     pub fn open(store: S, config: Config, now: UnixMillis, seed: u64) -> Result<Self, StoreError> {
-        let (streams, max_id, id_mark) = load_streams(&store, now)?;
+        let Loaded {
+            streams,
+            max_id,
+            id_mark,
+            reserved,
+        } = load_streams(&store, now)?;
         let mut engine = Engine {
             store,
             config,
@@ -143,8 +156,12 @@ impl<S: Store> Engine<S> {
             next_id: (max_id + 1).max(id_mark),
             id_mark,
             staging: commit::Staging::default(),
+            usage: quota::Usage::default(),
+            subs: subscribe::Subscriptions::default(),
         };
+        engine.subs_load(reserved, now)?;
         engine.index_expiry();
+        engine.recount_usage();
         let orphans: Vec<String> = engine
             .streams
             .iter()
@@ -164,7 +181,12 @@ impl<S: Store> Engine<S> {
     /// Rebuilds the in-memory state from the store after a failed commit.
     /// In-memory read renewals of sliding TTLs are kept.
     fn reload(&mut self) -> Result<(), StoreError> {
-        let (mut streams, max_id, id_mark) = load_streams(&self.store, UnixMillis(0))?;
+        let Loaded {
+            mut streams,
+            max_id,
+            id_mark,
+            reserved,
+        } = load_streams(&self.store, UnixMillis(0))?;
         for (path, state) in streams.iter_mut() {
             if let Some(old) = self
                 .streams
@@ -179,6 +201,9 @@ impl<S: Store> Engine<S> {
         self.id_mark = id_mark;
         self.expiry_queue.clear();
         self.index_expiry();
+        self.recount_usage();
+        let now = self.subs.now_hint;
+        self.subs_load(reserved, now)?;
         Ok(())
     }
 
@@ -230,9 +255,12 @@ impl<S: Store> Engine<S> {
     /// engine's own store and returns the final answer: the whole cycle for
     /// single-threaded hosts (the wasm host) and tests.
     pub fn handle_and_commit(&mut self, req: Request, now: UnixMillis) -> Outcome {
-        match self.handle(req, now) {
+        let outcome = self.handle(req, now);
+        // Commit whatever the call staged, including internal changes that
+        // no response waits for (an expiry noticed during a read).
+        let settled = self.commit_pending();
+        match outcome {
             Outcome::Pending(ticket) => {
-                let settled = self.commit_pending();
                 let res = settled
                     .into_iter()
                     .find(|(t, _)| *t == ticket)
@@ -261,12 +289,19 @@ impl<S: Store> Engine<S> {
 
     /// The earliest instant at which [`Engine::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.expiry_queue.first().map(|(at, _)| *at)
+        let expiry = self.expiry_queue.first().map(|(at, _)| *at);
+        let subs = self.subs.timers.first().map(|(at, _)| *at);
+        match (expiry, subs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Expires every stream whose deadline has passed at `now`. The removals
     /// are staged; the host commits them like any other group.
     pub fn handle_timeout(&mut self, now: UnixMillis) {
+        self.subs.now_hint = self.subs.now_hint.max(now);
+        self.subs_timeout(now);
         while let Some((at, path)) = self.expiry_queue.first().cloned() {
             if at > now {
                 break;
@@ -293,6 +328,12 @@ impl<S: Store> Engine<S> {
             || req.path.len() == self.config.stream_root.len()
         {
             return Err(ProtocolError::NotAStreamPath.into());
+        }
+        self.subs.now_hint = self.subs.now_hint.max(now);
+        // PROTOCOL §6: the reserved control prefix is routed before streams.
+        let rel = &req.path[self.config.stream_root.len()..];
+        if rel == "__ds" || rel.starts_with("__ds/") {
+            return self.control(req, now);
         }
         let respond = Outcome::Respond;
         match req.method {
@@ -371,6 +412,8 @@ impl<S: Store> Engine<S> {
         if let Some(at) = meta.expires_at() {
             self.expiry_queue.insert((at, path.to_string()));
         }
+        self.usage
+            .replace(self.streams.get(path).map(|s| &s.meta), Some(&meta));
         let (forks, visible) = match self.streams.get(path) {
             Some(s) if s.meta.id == meta.id => (s.forks, s.visible),
             _ => (
@@ -435,6 +478,7 @@ impl<S: Store> Engine<S> {
             let Some(state) = self.streams.remove(&path) else {
                 break;
             };
+            self.usage.replace(Some(&state.meta), None);
             batch.ops.push(Op::DeleteMeta { path: path.clone() });
             batch.ops.push(Op::PurgeData {
                 path: path.clone(),
@@ -512,6 +556,15 @@ impl Body {
     }
 }
 
+/// What [`load_streams`] read from the store.
+struct Loaded {
+    streams: BTreeMap<String, StreamState>,
+    max_id: StreamId,
+    id_mark: StreamId,
+    /// Records under reserved (non-path) keys.
+    reserved: Vec<(String, Vec<u8>)>,
+}
+
 /// Reserved metadata key of the stream id high-water mark (stream paths
 /// always start with the stream root, so they never collide with it).
 pub const ID_MARK_KEY: &str = "";
@@ -520,14 +573,17 @@ const ID_BLOCK: u64 = 1 << 16;
 
 /// Loads every stream's metadata, the id high-water mark, and derives fork
 /// reference counts.
-fn load_streams<S: Store>(
-    store: &S,
-    now: UnixMillis,
-) -> Result<(BTreeMap<String, StreamState>, StreamId, StreamId), StoreError> {
+fn load_streams<S: Store>(store: &S, now: UnixMillis) -> Result<Loaded, StoreError> {
     let mut streams = BTreeMap::new();
     let mut max_id = 0;
     let mut id_mark = 0;
+    let mut reserved = Vec::new();
     for (path, blob) in store.load_meta()? {
+        if !path.starts_with('/') && path != ID_MARK_KEY {
+            // Subscription records and the server secret.
+            reserved.push((path, blob));
+            continue;
+        }
         if path == ID_MARK_KEY {
             let bytes: [u8; 8] = blob
                 .as_slice()
@@ -565,5 +621,10 @@ fn load_streams<S: Store>(
             s.forks += 1;
         }
     }
-    Ok((streams, max_id, id_mark))
+    Ok(Loaded {
+        streams,
+        max_id,
+        id_mark,
+        reserved,
+    })
 }

@@ -58,6 +58,71 @@ pub enum Conflict {
     SourceSoftDeleted,
 }
 
+/// A configured storage limit ([`crate::config::Quotas`]) that a write
+/// would pass. Nothing of the write is staged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Quota {
+    /// 413: the stream would grow past `limit` bytes.
+    StreamSize {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// 507: creating a stream would pass the limit on the number of streams.
+    StreamCount {
+        /// The most streams allowed.
+        limit: u64,
+    },
+    /// 507: the write would pass the limit on total stored bytes.
+    TotalBytes {
+        /// The limit in bytes.
+        limit: u64,
+    },
+}
+
+/// Why a host refuses a request before the engine handles it (auth, rate
+/// limits, load shedding). The host decides when; the error table decides
+/// the bytes, so CORS and security headers are the same as everywhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: no bearer token, or one that fails verification (`reason`).
+    Unauthenticated {
+        /// What is wrong with the credentials.
+        reason: &'static str,
+        /// True when a token was sent (adds `error="invalid_token"`).
+        token_sent: bool,
+    },
+    /// 403: the token does not grant `needed` on this path.
+    Forbidden {
+        /// The permission that is missing (`read`, `write` or `admin`).
+        needed: &'static str,
+    },
+    /// 429: this client sends requests faster than its rate limit.
+    RateLimited {
+        /// Seconds until a retry may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// 429: this stream already has the most live readers allowed.
+    StreamReadersBusy {
+        /// Seconds until a retry may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// 503: the server has the most live readers it allows.
+    LiveReadersBusy {
+        /// Seconds until a retry may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// 431: the request's header fields are larger than `limit` bytes.
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// 503: too many writes are waiting to be committed; shed this one.
+    WriteQueueFull {
+        /// Seconds until a retry may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
+}
+
 /// A failure the protocol defines, with its structured fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProtocolError {
@@ -97,6 +162,10 @@ pub enum ProtocolError {
     MethodNotAllowed,
     /// 404: the path is not a stream URL.
     NotAStreamPath,
+    /// 413 or 507: a configured storage limit.
+    Quota(Quota),
+    /// 401, 403, 429 or 503: refused by the host before handling.
+    Refused(Refusal),
 }
 
 /// Anything the engine can fail with.
@@ -123,6 +192,12 @@ impl From<StoreError> for EngineError {
 impl From<BadRequest> for EngineError {
     fn from(e: BadRequest) -> Self {
         EngineError::Protocol(ProtocolError::BadRequest(e))
+    }
+}
+
+impl From<Quota> for EngineError {
+    fn from(e: Quota) -> Self {
+        EngineError::Protocol(ProtocolError::Quota(e))
     }
 }
 

@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod config;
 pub mod cors;
 pub mod cursor;
@@ -40,11 +41,16 @@ pub mod shard;
 pub mod sse;
 pub mod store;
 pub mod stream;
+pub mod subscription;
 pub mod time;
 
-pub use config::{Config, CorsPolicy};
-pub use engine::{Commit, Engine, Event, LongPoll, Outcome, SseSession, SseStep, Ticket};
-pub use error::{BadRequest, Conflict, EngineError, ProtocolError};
+pub use archive::{ArchiveError, ArchiveInfo, ArchiveReader, ArchiveWriter};
+pub use config::{Config, CorsPolicy, Quotas};
+pub use engine::{
+    Commit, ConflictMode, Engine, Event, ExportPlan, ImportSummary, LongPoll, Outcome, SseSession,
+    SseStep, Ticket, WebhookDelivery,
+};
+pub use error::{BadRequest, Conflict, EngineError, ProtocolError, Quota, Refusal};
 pub use mem_store::MemStore;
 pub use offset::{Offset, ReadFrom};
 pub use request::{Method, Request};

@@ -1,7 +1,7 @@
 //! The only table from errors to HTTP: status, headers and an
 //! `application/problem+json` body (RFC 9457). Both hosts send these bytes.
 
-use crate::error::{BadRequest, Conflict, EngineError, ProtocolError};
+use crate::error::{BadRequest, Conflict, EngineError, ProtocolError, Quota, Refusal};
 use crate::response::{names, Body, Response};
 use crate::store::StoreError;
 
@@ -24,6 +24,28 @@ pub fn error_response(error: &EngineError) -> Response {
         EngineError::Protocol(ProtocolError::MethodNotAllowed) => {
             res.set(names::ALLOW, "GET, HEAD, PUT, POST, DELETE, OPTIONS");
         }
+        EngineError::Protocol(ProtocolError::Refused(r)) => match r {
+            // RFC 6750 §3: the challenge, with the error code for bad tokens.
+            Refusal::Unauthenticated { token_sent, .. } => res.set(
+                names::WWW_AUTHENTICATE,
+                if *token_sent {
+                    "Bearer realm=\"durable-streams\", error=\"invalid_token\""
+                } else {
+                    "Bearer realm=\"durable-streams\""
+                },
+            ),
+            Refusal::Forbidden { .. } => res.set(
+                names::WWW_AUTHENTICATE,
+                "Bearer realm=\"durable-streams\", error=\"insufficient_scope\"",
+            ),
+            Refusal::RateLimited { retry_after_secs }
+            | Refusal::StreamReadersBusy { retry_after_secs }
+            | Refusal::LiveReadersBusy { retry_after_secs }
+            | Refusal::WriteQueueFull { retry_after_secs } => {
+                res.set(names::RETRY_AFTER, (*retry_after_secs).max(1).to_string());
+            }
+            Refusal::HeadersTooLarge { .. } => {}
+        },
         _ => {}
     }
     let body = serde_json::json!({
@@ -42,12 +64,16 @@ pub fn error_response(error: &EngineError) -> Response {
 fn title(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
         410 => "Gone",
         413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         507 => "Insufficient Storage",
         _ => "Internal Server Error",
     }
@@ -107,7 +133,65 @@ pub fn describe(error: &EngineError) -> (u16, &'static str, String) {
                 "method-not-allowed",
                 "stream URLs accept GET, HEAD, PUT, POST, DELETE and OPTIONS".into(),
             ),
+            P::Quota(q) => describe_quota(q),
+            P::Refused(r) => describe_refusal(r),
         },
+    }
+}
+
+fn describe_quota(q: &Quota) -> (u16, &'static str, String) {
+    match q {
+        Quota::StreamSize { limit } => (
+            413,
+            "stream-size-limit",
+            format!("the stream would grow past its limit of {limit} bytes; nothing was written"),
+        ),
+        Quota::StreamCount { limit } => (
+            507,
+            "stream-count-limit",
+            format!("the server holds its limit of {limit} streams; nothing was created"),
+        ),
+        Quota::TotalBytes { limit } => (
+            507,
+            "storage-quota",
+            format!("the server's storage quota of {limit} bytes is used up; nothing was written"),
+        ),
+    }
+}
+
+fn describe_refusal(r: &Refusal) -> (u16, &'static str, String) {
+    match r {
+        Refusal::Unauthenticated { reason, .. } => (401, "unauthenticated", (*reason).into()),
+        Refusal::Forbidden { needed } => (
+            403,
+            "forbidden",
+            format!("the token does not grant {needed} permission on this path"),
+        ),
+        Refusal::RateLimited { .. } => (
+            429,
+            "rate-limited",
+            "too many requests from this client; retry after Retry-After seconds".into(),
+        ),
+        Refusal::StreamReadersBusy { .. } => (
+            429,
+            "stream-readers-limit",
+            "this stream has the most live readers allowed; retry later".into(),
+        ),
+        Refusal::LiveReadersBusy { .. } => (
+            503,
+            "live-readers-limit",
+            "the server has the most live readers it allows; retry later".into(),
+        ),
+        Refusal::HeadersTooLarge { limit } => (
+            431,
+            "headers-too-large",
+            format!("the request's header fields exceed {limit} bytes"),
+        ),
+        Refusal::WriteQueueFull { .. } => (
+            503,
+            "write-queue-full",
+            "too many writes are waiting to be committed; nothing was written, retry later".into(),
+        ),
     }
 }
 

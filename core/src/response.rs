@@ -28,6 +28,8 @@ pub mod names {
     pub const IF_NONE_MATCH: &str = "if-none-match";
     pub const ORIGIN: &str = "origin";
     pub const ALLOW: &str = "allow";
+    pub const RETRY_AFTER: &str = "retry-after";
+    pub const WWW_AUTHENTICATE: &str = "www-authenticate";
 }
 
 /// The body of a response.

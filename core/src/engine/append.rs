@@ -99,6 +99,8 @@ impl<S: Store> Engine<S> {
             next.last_stream_seq = Some(seq.clone());
         }
 
+        let added: u64 = messages.iter().map(|m| m.len() as u64).sum();
+        self.check_quota(false, next.tail + added, added)?;
         let mut batch = Batch::default();
         for data in messages {
             let start = next.tail;

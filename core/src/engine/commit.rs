@@ -161,14 +161,19 @@ impl<S: Store> Engine<S> {
         let mut out = Vec::with_capacity(entries.len());
         match result {
             Ok(()) => {
+                let mut advanced = Vec::new();
                 for entry in entries {
                     for p in &entry.publish {
-                        self.publish(p);
+                        if let Some(created) = self.publish(p) {
+                            advanced.push((p.path.clone(), created));
+                        }
                     }
                     if let (Some(t), Some(r)) = (entry.ticket, entry.response) {
                         out.push((t, decorate_with(r, &entry.cors)));
                     }
                 }
+                // Subscriptions react to committed data only (PROTOCOL §7).
+                self.subs_after_publish(advanced);
             }
             Err(e) => {
                 let later = std::mem::take(&mut self.staging.pending_entries);
@@ -202,14 +207,35 @@ impl<S: Store> Engine<S> {
         out
     }
 
-    fn publish(&mut self, p: &Publish) {
-        if let Some(state) = self.streams.get_mut(&p.path).filter(|s| s.meta.id == p.id) {
-            let v = &mut state.visible;
-            v.exists = true;
-            v.tail = v.tail.max(p.tail);
-            v.closed |= p.closed;
-            self.events.push_back(Event::Advanced {
-                path: p.path.clone(),
+    /// Makes a committed change visible. Returns `Some(created)` when the
+    /// stream advanced (`created` when this made it exist), `None` when the
+    /// stream is gone.
+    fn publish(&mut self, p: &Publish) -> Option<bool> {
+        let state = self
+            .streams
+            .get_mut(&p.path)
+            .filter(|s| s.meta.id == p.id)?;
+        let v = &mut state.visible;
+        let created = !v.exists;
+        v.exists = true;
+        v.tail = v.tail.max(p.tail);
+        v.closed |= p.closed;
+        self.events.push_back(Event::Advanced {
+            path: p.path.clone(),
+        });
+        Some(created)
+    }
+
+    /// Files changes staged outside any client request (subscription
+    /// bookkeeping, wake events) as an internal entry of the next group.
+    pub(crate) fn seal_internal(&mut self) {
+        let publish = std::mem::take(&mut self.staging.scratch);
+        if std::mem::take(&mut self.staging.dirty) {
+            self.staging.pending_entries.push(Entry {
+                ticket: None,
+                response: None,
+                cors: Vec::new(),
+                publish,
             });
         }
     }

@@ -77,6 +77,8 @@ impl<S: Store> Engine<S> {
             self.resolve_fork(fork, &spec, &mut meta, now)?;
         }
         let messages = initial_records(&meta.content_type, &req.body)?;
+        let added: u64 = messages.iter().map(|m| m.len() as u64).sum();
+        self.check_quota(true, meta.tail + added, added)?;
         let mut batch = Batch::default();
         meta.id = self.allocate_id(now, &mut batch);
         for data in messages {
