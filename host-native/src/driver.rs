@@ -34,13 +34,19 @@ pub struct Driver {
     /// The clock all engine calls use.
     pub clock: Clock,
     shutdown: watch::Sender<bool>,
+    /// Told about every group commit (metrics), once set.
+    commit_observer: std::sync::OnceLock<CommitObserver>,
+    /// Runs webhook deliveries (the committer thread is not a runtime thread).
+    runtime: Option<tokio::runtime::Handle>,
+    /// This driver, for tasks it spawns.
+    me: std::sync::Weak<Driver>,
 }
 
 impl Driver {
     /// Wraps an opened engine and starts its committer thread.
     pub fn new(engine: Engine<DynStore>, store: DynStore, clock: Clock) -> Arc<Driver> {
         let (shutdown, _) = watch::channel(false);
-        let driver = Arc::new(Driver {
+        let driver = Arc::new_cyclic(|me| Driver {
             engine: Mutex::new(engine),
             store,
             tickets: Mutex::new(HashMap::new()),
@@ -48,12 +54,17 @@ impl Driver {
             waiters: Waiters::default(),
             clock,
             shutdown,
+            commit_observer: std::sync::OnceLock::new(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            me: me.clone(),
         });
         let weak = Arc::downgrade(&driver);
         std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || committer(weak))
             .expect("spawn the group-commit thread");
+        // Whatever opening staged (a new server secret) gets committed.
+        driver.signal_work();
         driver
     }
 
@@ -90,12 +101,41 @@ impl Driver {
         while let Some(event) = engine.poll_event() {
             self.waiters.wake(event.path());
         }
+        let mut webhooks = Vec::new();
+        while let Some(delivery) = engine.poll_webhook() {
+            webhooks.push(delivery);
+        }
+        let allow_local = engine.config().allow_local_webhooks;
         let pending = engine.has_pending_commit();
         drop(engine);
         if pending {
             self.signal_work();
         }
+        for delivery in webhooks {
+            self.deliver(delivery, allow_local);
+        }
         result
+    }
+
+    /// Sends a webhook in the background and reports the outcome.
+    fn deliver(&self, delivery: ds_core::WebhookDelivery, allow_local: bool) {
+        let (Some(runtime), Some(me)) = (self.runtime.as_ref(), self.me.upgrade()) else {
+            tracing::warn!(
+                "no runtime to deliver the webhook of {}",
+                delivery.subscription
+            );
+            return;
+        };
+        runtime.spawn(async move {
+            let result = crate::webhook::send(&delivery, allow_local).await;
+            if let Err(e) = &result {
+                tracing::warn!(
+                    "webhook for subscription {} failed: {e}",
+                    delivery.subscription
+                );
+            }
+            me.with_engine(|e, now| e.webhook_result(&delivery, result, now));
+        });
     }
 
     /// [`Driver::with_engine`] on a blocking-friendly thread.
@@ -120,11 +160,15 @@ impl Driver {
         let Some(commit) = self.with_engine(|e, _| e.take_commit()) else {
             return false;
         };
+        let started = std::time::Instant::now();
         let result = if commit.batch.is_empty() {
             Ok(())
         } else {
             self.store.commit(&commit.batch)
         };
+        if let Some(observe) = self.commit_observer.get() {
+            observe(commit.writes, started.elapsed(), result.is_ok());
+        }
         if let Err(e) = &result {
             tracing::error!("commit of {} writes failed: {e}", commit.writes);
         }
@@ -136,6 +180,13 @@ impl Driver {
             }
         }
         true
+    }
+
+    /// Sets the function told about every group commit: writes in the
+    /// group, how long the commit took, and whether it succeeded. Only the
+    /// first call has an effect.
+    pub fn observe_commits(&self, observer: CommitObserver) {
+        let _ = self.commit_observer.set(observer);
     }
 
     /// A receiver that flips to `true` when the server starts shutting down.
@@ -172,6 +223,9 @@ impl Driver {
         })
     }
 }
+
+/// See [`Driver::observe_commits`].
+pub type CommitObserver = Box<dyn Fn(usize, Duration, bool) + Send + Sync>;
 
 /// What [`Driver::handle`] produced.
 pub enum Handled {

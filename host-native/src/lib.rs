@@ -5,11 +5,26 @@
 //! [`app`] builds the router (tests drive it without sockets); [`serve`]
 //! binds, serves and shuts down gracefully.
 
+pub mod archive_cli;
+pub mod auth;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod driver;
+pub mod gate;
+pub mod health;
 pub mod http;
+pub mod inspect;
+pub mod limits;
+pub mod logging;
+pub mod metrics;
 pub mod redb_shards;
+pub mod server;
+pub mod stall;
+pub mod tls;
 pub mod waiters;
+pub mod webhook;
+pub mod www;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,17 +46,6 @@ pub enum Storage {
     Memory,
 }
 
-/// Everything `serve` needs.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    /// Listen address.
-    pub bind: SocketAddr,
-    /// Storage.
-    pub storage: Storage,
-    /// Engine tunables (long-poll timeout, limits, CORS).
-    pub engine: EngineConfig,
-}
-
 /// Process exit codes for startup failures (documented in `--help`).
 pub mod exit {
     /// The data directory is in use by another running server.
@@ -52,6 +56,8 @@ pub mod exit {
     pub const STORAGE_UNREADABLE: u8 = 5;
     /// The listen address cannot be bound.
     pub const CANNOT_BIND: u8 = 6;
+    /// Invalid arguments or configuration (also clap's usage errors).
+    pub const INVALID_CONFIG: u8 = 2;
     /// Anything else.
     pub const OTHER: u8 = 1;
 }
@@ -71,6 +77,9 @@ pub fn exit_code(error: &(dyn std::error::Error + 'static)) -> u8 {
     }
     if error.downcast_ref::<BindError>().is_some() {
         return exit::CANNOT_BIND;
+    }
+    if error.downcast_ref::<config::ConfigError>().is_some() {
+        return exit::INVALID_CONFIG;
     }
     exit::OTHER
 }
@@ -99,8 +108,18 @@ pub fn open_driver(
     };
     let now = clock.now();
     let seed = now.0 ^ u64::from(std::process::id()).rotate_left(32);
-    let engine = Engine::open(Arc::clone(&store), engine, now, seed)?;
+    let mut engine = Engine::open(Arc::clone(&store), engine, now, seed)?;
+    engine.set_entropy(entropy()?);
     Ok(Driver::new(engine, store, clock))
+}
+
+/// 32 bytes from the operating system's generator, for the server secret
+/// (webhook signing key, callback tokens) of a new data directory.
+fn entropy() -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The router: every path under the stream root goes to the engine.
@@ -117,58 +136,4 @@ pub fn app(driver: Arc<Driver>) -> Router {
         .with_state(driver)
 }
 
-/// Binds, serves until Ctrl-C / SIGTERM, then drains: live readers are
-/// answered and in-flight writes finish before the process exits.
-pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
-    let driver = open_driver(&config.storage, config.engine.clone(), Clock::system())?;
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| BindError(config.bind, e))?;
-    let addr = listener.local_addr()?;
-    let streams = driver.with_engine(|e, _| e.stream_count());
-    println!(
-        "durable-streams-server listening on http://{addr}{}",
-        config.engine.stream_root
-    );
-    match &config.storage {
-        Storage::Dir(dir) => println!(
-            "data: redb file shards in {} ({streams} streams)",
-            dir.display()
-        ),
-        Storage::Memory => println!("data: in memory (--memory): nothing is kept after exit"),
-    }
-    let timer = driver.spawn_timer();
-    let on_signal = Arc::clone(&driver);
-    axum::serve(listener, app(Arc::clone(&driver)))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            println!("shutting down: finishing in-flight requests");
-            on_signal.begin_shutdown();
-        })
-        .await?;
-    timer.abort();
-    driver.flush();
-    println!("stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
+pub use server::serve;
