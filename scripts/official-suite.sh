@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the official conformance suite against the native server binary, once
-# with redb file shards and once with --memory.
+# Runs the official conformance suite against our hosts: the native server
+# binary with redb file shards (native-redb) and with --memory
+# (native-memory), and the wasm host's npm package (host-wasm/pkg, built by
+# scripts/build-wasm.sh) behind a Node http adapter (wasm-node).
 # usage: scripts/official-suite.sh [path-to-server-binary]
+# DS_OFFICIAL_TARGETS picks the targets (default: "native-redb native-memory").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/target/release/durable-streams-server}
@@ -26,14 +29,20 @@ wait_ready() {
 }
 
 status=0
-for mode in native-redb native-memory; do
+for mode in ${DS_OFFICIAL_TARGETS:-native-redb native-memory}; do
   port=$(free_port)
   args=(--bind "127.0.0.1:$port" --long-poll-timeout-ms 500)
-  if [ "$mode" = native-memory ]; then args+=(--memory); else args+=(--data-dir "$work/data"); fi
-  "$bin" "${args[@]}" > "$work/$mode.log" 2>&1 &
+  case $mode in
+    # The subscription cases run a webhook receiver on localhost.
+    native-redb) "$bin" "${args[@]}" --allow-local-webhooks --data-dir "$work/data" > "$work/$mode.log" 2>&1 & ;;
+    native-memory) "$bin" "${args[@]}" --allow-local-webhooks --memory > "$work/$mode.log" 2>&1 & ;;
+    wasm-node) node "$root/tests/wasm/serve-node.mjs" --port "$port" --long-poll-timeout-ms 500 \
+        --allow-local-webhooks > "$work/$mode.log" 2>&1 & ;;
+    *) echo "unknown target $mode" >&2; exit 2 ;;
+  esac
   pids+=($!)
   wait_ready "$port"
-  (cd "$suite" && DS_URL="http://127.0.0.1:$port" NO_COLOR=1 npx --no-install vitest run \
+  (cd "$suite" && DS_URL="http://127.0.0.1:$port" DS_SUBSCRIPTIONS=1 NO_COLOR=1 npx --no-install vitest run \
       --testTimeout=20000 --reporter=dot --reporter=json --outputFile="$work/$mode.json" \
       conformance.test.mjs > "$work/$mode.out" 2>&1) || true
   if ! node "$suite/check-results.mjs" "$work/$mode.json" "$mode"; then

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is missing
 # (idempotent, quick when already installed), checks style and portability,
-# runs the Rust suites, then the official conformance suite against the
-# native server in both storage modes.
+# runs the Rust suites, builds the wasm host's npm package and tests it in
+# Node and headless Chromium, then runs the official conformance suite
+# against the native server in both storage modes and against the wasm host.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,11 +17,16 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 command -v node >/dev/null || { echo "node (>= 20) is required" >&2; exit 1; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver
+fi
 (cd tests/official && npm ci --no-audit --no-fund --silent)
+(cd tests/wasm && npm ci --no-audit --no-fund --silent)
 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p durable-streams-wasm --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "core portability: wasm32 build and a clean dependency tree"
 cargo build -p durable-streams-core --target wasm32-unknown-unknown --locked
@@ -34,8 +40,23 @@ echo "core builds for wasm32-unknown-unknown; no tokio/axum/hyper/redb/mio/web-s
 step "Rust tests (unit, conformance scenarios on every host, model-based properties)"
 cargo test --workspace --locked
 
-step "official conformance suite against the native server"
+step "wasm host: build the npm package (host-wasm/pkg)"
+scripts/build-wasm.sh
+
+step "our conformance scenarios on the wasm host, in Node and in headless Chromium"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+cargo test -p durable-streams-conformance --target wasm32-unknown-unknown --test wasm --locked
+CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_USE_BROWSER=1 \
+  cargo test -p durable-streams-conformance --target wasm32-unknown-unknown --test wasm --locked \
+  2>&1 | grep -vE '^test .* \.\.\. ok$'
+
+step "wasm host: official client in Node and headless Chromium, Service Worker, npm pack"
+node --test tests/wasm/client.test.mjs tests/wasm/browser.test.mjs
+tests/wasm/pack-smoke.sh
+
+step "official conformance suite against the native server and the wasm host"
 cargo build --release -p durable-streams-server --locked
-scripts/official-suite.sh "$root/target/release/durable-streams-server"
+DS_OFFICIAL_TARGETS="native-redb native-memory wasm-node" \
+  scripts/official-suite.sh "$root/target/release/durable-streams-server"
 
 step "all tests passed"

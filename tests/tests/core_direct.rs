@@ -138,7 +138,12 @@ fn staged_writes_are_invisible_until_committed() {
         Outcome::Pending(t) => t,
         other => panic!("a write must wait for its commit, got {other:?}"),
     };
-    let before = send(&mut e, get("s"), START);
+    // A plain `handle` (not `handle_and_commit`, which commits what is
+    // staged): the read sees only committed data.
+    let before = match e.handle(get("s"), START) {
+        Outcome::Respond(res) => res,
+        other => panic!("a read answers at once, got {other:?}"),
+    };
     assert_eq!(before.body_bytes(), b"a");
     let poll = match e.handle(get("s").offset(&tail).long_poll(), START) {
         Outcome::Wait(lp) => lp,

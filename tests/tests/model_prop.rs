@@ -6,6 +6,8 @@
 //! The engine runs with a tiny chunk size so every read paginates and fork
 //! reads stitch across chunk boundaries.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 use ds_conformance::model::{Claim, Model, Op, Payload, ReadFrom, STREAMS};
 use ds_conformance::{block_on, suite_config, CoreTarget};
 use proptest::prelude::*;

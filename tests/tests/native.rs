@@ -4,6 +4,8 @@
 //! drop the driver and reopen the directory) and in memory (no restart).
 //! Plus one smoke test over real TCP.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
