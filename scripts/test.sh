@@ -59,4 +59,7 @@ cargo build --release -p durable-streams-server --locked
 DS_OFFICIAL_TARGETS="native-redb native-memory wasm-node" \
   scripts/official-suite.sh "$root/target/release/durable-streams-server"
 
+step "archives between the native server and the wasm host"
+DS_SERVER_BIN="$root/target/release/durable-streams-server" node --test tests/wasm/archive.test.mjs
+
 step "all tests passed"

@@ -46,9 +46,18 @@ pub async fn metrics(State(ops): State<Arc<Ops>>, req: Request) -> Response {
             return ops.refuse(&req, refusal);
         }
     }
-    let (streams, bytes) = ops
-        .driver
-        .with_engine(|e, _| (e.stream_count() as u64, e.stored_bytes()));
+    let (streams, bytes, wakes) = ops.driver.with_engine(|e, _| {
+        (
+            e.stream_count() as u64,
+            e.stored_bytes(),
+            e.subscription_wakes(),
+        )
+    });
+    // The engine counts wakes (webhook and pull-wake); the counter follows it.
+    let seen = ops.metrics.subscription_wakes.get();
+    ops.metrics
+        .subscription_wakes
+        .inc_by(wakes.saturating_sub(seen));
     ops.metrics.streams.set(gauge_value(streams));
     ops.metrics.stored_bytes.set(gauge_value(bytes));
     ops.metrics

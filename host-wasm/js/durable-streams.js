@@ -83,6 +83,32 @@ export class DurableStreams {
   }
 
   /**
+   * Exports every stream whose path (relative to `/v1/stream/`) starts with
+   * `prefix` as one archive: data, offsets, content types, closure, forks,
+   * TTLs and producer state. The format is the one
+   * `durable-streams-server export` writes, so archives move both ways.
+   */
+  exportArchive({ prefix = "" } = {}) {
+    const bytes = this.#live().exportArchive(prefix, this.#now())
+    this.#settle()
+    return bytes
+  }
+
+  /**
+   * Imports an archive (a `Uint8Array` or `ArrayBuffer`). `onConflict` says
+   * what happens to paths that already hold a stream: `"skip"` (default),
+   * `"replace"`, or `"fail"` (then nothing is imported if any path is taken).
+   * Resolves to `{ imported, replaced, skipped }`.
+   */
+  importArchive(archive, { onConflict = "skip" } = {}) {
+    const bytes = archive instanceof Uint8Array ? archive : new Uint8Array(archive)
+    const summary = this.#live().importArchive(bytes, onConflict, this.#now())
+    this.#settle()
+    for (const set of [...this.#waiters.values()]) for (const w of [...set]) w.wake()
+    return summary
+  }
+
+  /**
    * Stops the server: parked long-polls are answered (204), SSE bodies end,
    * timers are cleared and the engine's memory is released. Later calls to
    * `fetch` reject.

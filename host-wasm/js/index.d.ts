@@ -67,6 +67,20 @@ export declare class DurableStreams {
   tick(): void
 
   /**
+   * Exports every stream whose path (relative to `/v1/stream/`) starts with
+   * `prefix` as one archive, in the format `durable-streams-server export`
+   * writes: data, offsets, content types, closure, forks, TTLs, producer state.
+   */
+  exportArchive(options?: { prefix?: string }): Uint8Array
+  /**
+   * Imports an archive. `onConflict`: `"skip"` (default), `"replace"`, or
+   * `"fail"` (nothing is imported when any path is taken).
+   */
+  importArchive(
+    archive: Uint8Array | ArrayBuffer,
+    options?: { onConflict?: "skip" | "replace" | "fail" },
+  ): { imported: string[]; replaced: string[]; skipped: [string, string][] }
+  /**
    * Stops the server: parked long-polls are answered, SSE bodies end, timers
    * are cleared and memory is released. Later calls to `fetch` reject.
    */

@@ -56,6 +56,49 @@ impl Core {
         Ok(Core { host })
     }
 
+    /// Exports the streams under `prefix` as archive bytes.
+    #[wasm_bindgen(js_name = exportArchive)]
+    pub fn export_archive(&mut self, prefix: &str, now: f64) -> Result<Uint8Array, JsError> {
+        let bytes = self
+            .host
+            .export_archive(prefix, millis(now))
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(Uint8Array::from(bytes.as_slice()))
+    }
+
+    /// Imports archive bytes; `mode` is `skip`, `replace` or `fail`.
+    /// Returns `{ imported: [...], replaced: [...], skipped: [[path, why], ...] }`.
+    #[wasm_bindgen(js_name = importArchive)]
+    pub fn import_archive(
+        &mut self,
+        archive: &[u8],
+        mode: &str,
+        now: f64,
+    ) -> Result<JsValue, JsError> {
+        let mode = ds_core::ConflictMode::parse(mode)
+            .ok_or_else(|| JsError::new("conflict mode must be skip, replace or fail"))?;
+        let summary = self
+            .host
+            .import_archive(archive, mode, millis(now))
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let out = Object::new();
+        let list = |items: &[String]| {
+            items
+                .iter()
+                .map(|s| JsValue::from_str(s))
+                .collect::<js_sys::Array>()
+        };
+        let _ = Reflect::set(&out, &"imported".into(), &list(&summary.imported));
+        let _ = Reflect::set(&out, &"replaced".into(), &list(&summary.replaced));
+        let skipped: js_sys::Array = summary
+            .skipped
+            .iter()
+            .map(|(p, why)| js_sys::Array::of2(&JsValue::from_str(p), &JsValue::from_str(why)))
+            .collect();
+        let _ = Reflect::set(&out, &"skipped".into(), &skipped);
+        Ok(out.into())
+    }
+
     /// The largest request body accepted; read at most one byte more.
     #[wasm_bindgen(getter, js_name = maxBodyBytes)]
     pub fn max_body_bytes(&self) -> f64 {

@@ -10,9 +10,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ds_core::archive::{ArchiveError, ArchiveInfo, ArchiveReader, ArchiveWriter};
 use ds_core::{
-    Body, Config, Engine, LongPoll, MemStore, Outcome, ProtocolError, Request, Response,
-    SseSession, SseStep, StoreError, UnixMillis, WebhookDelivery,
+    Body, Config, ConflictMode, Engine, ImportSummary, LongPoll, MemStore, Outcome, ProtocolError,
+    Request, Response, SseSession, SseStep, StoreError, UnixMillis, WebhookDelivery,
 };
 
 /// Names a parked long-poll, a live SSE body or a webhook delivery held by
@@ -183,6 +184,46 @@ impl LocalHost {
     pub fn on_timeout(&mut self, now: UnixMillis) {
         self.engine.handle_timeout(now);
         self.settle();
+    }
+
+    /// Exports every stream whose root-relative path starts with `prefix`
+    /// as one archive (the format `durable-streams-server export` writes).
+    pub fn export_archive(
+        &mut self,
+        prefix: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<u8>, ArchiveError> {
+        self.settle();
+        let plan = self.engine.export_plan(prefix, now);
+        let info = ArchiveInfo {
+            writer: format!("durable-streams-local {}", env!("CARGO_PKG_VERSION")),
+            created_at: now.0,
+            prefix: prefix.to_string(),
+        };
+        let mut writer = ArchiveWriter::new(Vec::new(), &info)?;
+        self.engine
+            .export_archive(&plan, &mut writer, &mut |_| {})?;
+        Ok(writer.finish()?.0)
+    }
+
+    /// Imports an archive (from `export_archive` or the native server's
+    /// `export`). `mode` decides what happens to paths already taken; in
+    /// `Fail` mode nothing is imported when any is.
+    pub fn import_archive(
+        &mut self,
+        archive: &[u8],
+        mode: ConflictMode,
+        now: UnixMillis,
+    ) -> Result<ImportSummary, ArchiveError> {
+        let conflicts = self.engine.import_conflicts(ArchiveReader::new(archive)?)?;
+        if mode == ConflictMode::Fail && !conflicts.is_empty() {
+            return Err(ArchiveError::Conflict(conflicts));
+        }
+        let summary = self
+            .engine
+            .import_archive(ArchiveReader::new(archive)?, mode, now);
+        self.settle();
+        summary
     }
 
     /// Commits whatever an engine call left staged (an expiry noticed

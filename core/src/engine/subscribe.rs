@@ -54,6 +54,8 @@ pub(crate) struct Subscriptions {
     /// Lower bounds of lease and retry deadlines; re-checked when due.
     pub timers: BTreeSet<(UnixMillis, String)>,
     outbox: VecDeque<WebhookDelivery>,
+    /// Wakes issued since the engine opened.
+    wakes: u64,
     /// The latest `now` the engine was given (used where an input carries
     /// no time of its own, such as a commit finishing).
     pub now_hint: UnixMillis,
@@ -166,6 +168,11 @@ impl<S: Store> Engine<S> {
         self.subs.keys.clone().expect("created above")
     }
 
+    /// Subscription wakes issued since the engine opened (for metrics).
+    pub fn subscription_wakes(&self) -> u64 {
+        self.subs.wakes
+    }
+
     /// The next webhook the host must send, if any.
     pub fn poll_webhook(&mut self) -> Option<WebhookDelivery> {
         self.subs.outbox.pop_front()
@@ -256,6 +263,7 @@ impl<S: Store> Engine<S> {
             })
             .collect();
         let wake_id = format!("w_{:016x}", self.jitter.next_u64());
+        self.subs.wakes += 1;
         let sub = self.subs.map.get_mut(id).expect("checked above");
         sub.generation += 1;
         let wake = Wake {
