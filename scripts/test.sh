@@ -3,7 +3,8 @@
 # (idempotent, quick when already installed), checks style and portability,
 # runs the Rust suites, builds the wasm host's npm package and tests it in
 # Node and headless Chromium, then runs the official conformance suite
-# against the native server in both storage modes and against the wasm host.
+# against the native server in both storage modes and against the wasm host,
+# and finally tests the offline demo (www/) in headless Chromium.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -61,5 +62,10 @@ DS_OFFICIAL_TARGETS="native-redb native-memory wasm-node" \
 
 step "archives between the native server and the wasm host"
 DS_SERVER_BIN="$root/target/release/durable-streams-server" node --test tests/wasm/archive.test.mjs
+
+step "offline demo (www/): build www/dist, test it in headless Chromium served by the native server"
+scripts/build-www.sh
+DS_SERVER_BIN="$root/target/release/durable-streams-server" node --test tests/wasm/www.test.mjs
+echo "screenshots of each step: target/www-screenshots/"
 
 step "all tests passed"

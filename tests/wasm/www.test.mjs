@@ -7,8 +7,8 @@
 // reload from the worker's cache and all of it works again. No console
 // errors anywhere. A screenshot of each step goes to target/www-screenshots/.
 //
-// env: DS_SERVER (default target/release/durable-streams-server, else the
-// debug build), CHROMIUM (default /usr/bin/chromium).
+// env: DS_SERVER_BIN (default target/release/durable-streams-server, else
+// the debug build), CHROMIUM (default /usr/bin/chromium).
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
 import { spawn } from "node:child_process"
@@ -39,10 +39,11 @@ let profile
 let context
 let a // tab A: writes
 let b // tab B: reads
+let front // the tab in front
 const problems = []
 
 function serverBinary() {
-  if (process.env.DS_SERVER) return process.env.DS_SERVER
+  if (process.env.DS_SERVER_BIN) return process.env.DS_SERVER_BIN
   const release = join(root, "target/release/durable-streams-server")
   return existsSync(release) ? release : join(root, "target/debug/durable-streams-server")
 }
@@ -97,11 +98,29 @@ after(async () => {
 
 async function openTab(name) {
   const page = await context.newPage()
+  page.setDefaultTimeout(15_000)
+  // Only one tab is in front; requestAnimationFrame (Playwright's default
+  // polling) does not run in the others, so poll on a timer.
+  const wait = page.waitForFunction.bind(page)
+  page.waitForFunction = (fn, arg, options = {}) => wait(fn, arg, { polling: 100, ...options })
+  // A user acts in the tab in front; Playwright's actionability checks also
+  // need animation frames, which only the front tab gets.
+  for (const action of ["click", "fill", "selectOption"]) {
+    const act = page[action].bind(page)
+    page[action] = async (...args) => {
+      if (front !== page) {
+        await page.bringToFront()
+        front = page
+      }
+      return act(...args)
+    }
+  }
   page.on("pageerror", (e) => problems.push(`${name}: ${e.message}`))
   page.on("console", (m) => {
     if (m.type() === "error") problems.push(`${name}: console: ${m.text()}`)
   })
   await page.goto(`${origin}/`)
+  front = page
   await ready(page)
   return page
 }
@@ -113,6 +132,8 @@ async function ready(page) {
 }
 
 async function shot(page, name, fullPage = true) {
+  await page.bringToFront()
+  front = page
   await page.waitForTimeout(150) // let the last paint settle
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage })
 }
@@ -201,7 +222,7 @@ test("write in one tab, see it live in a second tab", async () => {
   b = await openTab("tab B")
   await createStream(a, "talk")
   // Tab B learns of the new stream through the registry stream.
-  await b.waitForSelector('#reader-stream option[value="talk"]')
+  await b.waitForSelector('#reader-stream option[value="talk"]', { state: "attached" })
   const r1 = await addReader(b, "talk")
   assert.equal(r1, "r1")
   await send(a, "one")
@@ -292,7 +313,7 @@ test("offline: with the network cut and the server gone, a reload still works", 
 
   // Live across tabs, offline.
   await createStream(a, "offline-chat")
-  await b.waitForSelector('#reader-stream option[value="offline-chat"]')
+  await b.waitForSelector('#reader-stream option[value="offline-chat"]', { state: "attached" })
   const r = await addReader(b, "offline-chat")
   await send(a, "alpha")
   await send(a, "beta")
@@ -330,6 +351,7 @@ test("offline: with the network cut and the server gone, a reload still works", 
 
 test("phone width: one column, nothing overflows", async () => {
   await b.setViewportSize({ width: 390, height: 844 })
+  await b.evaluate(() => window.scrollTo(0, 0))
   await b.waitForTimeout(200)
   const overflow = await b.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`)
