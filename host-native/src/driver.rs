@@ -40,11 +40,25 @@ pub struct Driver {
     runtime: Option<tokio::runtime::Handle>,
     /// This driver, for tasks it spawns.
     me: std::sync::Weak<Driver>,
+    /// Commit on the calling thread (memory storage: a commit is a map
+    /// update, so handing it to the committer thread only adds latency).
+    inline_commit: bool,
 }
 
 impl Driver {
     /// Wraps an opened engine and starts its committer thread.
     pub fn new(engine: Engine<DynStore>, store: DynStore, clock: Clock) -> Arc<Driver> {
+        Self::with_commit_mode(engine, store, clock, false)
+    }
+
+    /// Like [`Driver::new`]; with `inline_commit` every engine call commits
+    /// what it staged before returning (for storage without fsync).
+    pub fn with_commit_mode(
+        engine: Engine<DynStore>,
+        store: DynStore,
+        clock: Clock,
+        inline_commit: bool,
+    ) -> Arc<Driver> {
         let (shutdown, _) = watch::channel(false);
         let driver = Arc::new_cyclic(|me| Driver {
             engine: Mutex::new(engine),
@@ -57,6 +71,7 @@ impl Driver {
             commit_observer: std::sync::OnceLock::new(),
             runtime: tokio::runtime::Handle::try_current().ok(),
             me: me.clone(),
+            inline_commit,
         });
         let weak = Arc::downgrade(&driver);
         std::thread::Builder::new()
@@ -72,7 +87,23 @@ impl Driver {
     /// write) a receiver that yields the response once it is durable.
     pub fn handle(&self, req: ds_core::Request) -> Handled {
         let (outcome, rx) = self.with_engine(|e, now| {
-            let outcome = e.handle(req, now);
+            let mut outcome = e.handle(req, now);
+            if let (true, Outcome::Pending(ticket)) = (self.inline_commit, &outcome) {
+                // Commit here; if a group is still being committed by the
+                // committer thread, fall back to waiting for it below.
+                let ticket = *ticket;
+                let mut own = None;
+                for (t, res) in e.commit_pending() {
+                    if t == ticket {
+                        own = Some(res);
+                    } else if let Some(tx) = self.tickets.lock().expect("tickets lock").remove(&t) {
+                        let _ = tx.send(res);
+                    }
+                }
+                if let Some(res) = own {
+                    outcome = Outcome::Respond(res);
+                }
+            }
             let rx = match &outcome {
                 Outcome::Pending(t) => {
                     let (tx, rx) = oneshot::channel();

@@ -110,7 +110,13 @@ pub fn open_driver(
     let seed = now.0 ^ u64::from(std::process::id()).rotate_left(32);
     let mut engine = Engine::open(Arc::clone(&store), engine, now, seed)?;
     engine.set_entropy(entropy()?);
-    Ok(Driver::new(engine, store, clock))
+    let inline_commit = matches!(storage, Storage::Memory);
+    Ok(Driver::with_commit_mode(
+        engine,
+        store,
+        clock,
+        inline_commit,
+    ))
 }
 
 /// 32 bytes from the operating system's generator, for the server secret

@@ -26,8 +26,12 @@ const DATA: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("data");
 
 /// Version of the on-disk layout (manifest, tables, key encodings).
 pub const LAYOUT_VERSION: u32 = 1;
-/// Shards created in a new data directory.
-pub const DEFAULT_SHARDS: u32 = 4;
+/// Shards created in a new data directory (existing directories keep the
+/// count their `layout.json` pins). One: with group commit every group is
+/// one transaction and one fsync however many streams it touches, which
+/// measured twice as fast as committing four shards in parallel (64 writers
+/// on distinct streams, durable: 12.1k → 23.7k appends/s on 2 cores).
+pub const DEFAULT_SHARDS: u32 = 1;
 const MANIFEST: &str = "layout.json";
 
 /// The layout manifest, `layout.json` in the data directory.
