@@ -40,6 +40,10 @@ pub struct Driver {
     runtime: Option<tokio::runtime::Handle>,
     /// This driver, for tasks it spawns.
     me: std::sync::Weak<Driver>,
+    /// Set by [`Driver::close`]: the committer thread ends.
+    closing: std::sync::atomic::AtomicBool,
+    /// The committer thread, joined by [`Driver::close`].
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Commit on the calling thread (memory storage: a commit is a map
     /// update, so handing it to the committer thread only adds latency).
     inline_commit: bool,
@@ -71,13 +75,16 @@ impl Driver {
             commit_observer: std::sync::OnceLock::new(),
             runtime: tokio::runtime::Handle::try_current().ok(),
             me: me.clone(),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            committer: Mutex::new(None),
             inline_commit,
         });
         let weak = Arc::downgrade(&driver);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || committer(weak))
             .expect("spawn the group-commit thread");
+        *driver.committer.lock().expect("committer lock") = Some(thread);
         // Whatever opening staged (a new server secret) gets committed.
         driver.signal_work();
         driver
@@ -235,6 +242,21 @@ impl Driver {
         while self.commit_once() {}
     }
 
+    /// Commits what is staged, then stops and joins the committer thread, so
+    /// once the last handle to the driver is dropped the storage is closed
+    /// at once (a restart in the same process can reopen it immediately).
+    pub fn close(&self) {
+        self.flush();
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.signal_work();
+        let thread = self.committer.lock().expect("committer lock").take();
+        if let Some(thread) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
+            let _ = thread.join();
+        }
+        self.flush();
+    }
+
     /// Expires streams in the background at the engine's deadlines.
     pub fn spawn_timer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
@@ -273,6 +295,9 @@ pub enum Handled {
 fn committer(driver: std::sync::Weak<Driver>) {
     loop {
         let Some(d) = driver.upgrade() else { return };
+        if d.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         while d.commit_once() {}
         let (lock, cv) = &d.work;
         let mut ready = lock.lock().expect("work lock");

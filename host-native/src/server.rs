@@ -104,7 +104,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     )
     .await;
     timer.abort();
-    driver.flush();
+    driver.close();
     println!("stopped");
     Ok(())
 }

@@ -235,22 +235,9 @@ impl Target for NativeTarget {
         // What a graceful shutdown does: end live reads, commit what is
         // staged.
         driver.begin_shutdown();
-        driver.flush();
-        let gone = Arc::downgrade(&driver);
+        driver.close();
         drop(driver);
         self.router = Router::new();
-        // The group-commit thread lets go of the driver (and the redb
-        // files) within its wait interval.
-        frozen(async {
-            tokio::task::spawn_blocking(move || {
-                while gone.strong_count() > 0 {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            })
-            .await
-            .expect("wait for the driver to close")
-        })
-        .await;
         self.boot().await;
         true
     }
