@@ -12,7 +12,6 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use ds_core::mem_store::collect_records;
 use ds_core::shard::{shard_of, SHARD_POLICY};
 use ds_core::{Batch, Op, Record, Store, StoreError, StreamId};
 use redb::{
@@ -378,34 +377,36 @@ impl Store for RedbShards {
         self.with_db(self.shard_index(path), |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(DATA)?;
-            let before = match table.range((id, 0)..=(id, from))?.next_back() {
-                Some(entry) => {
-                    let (k, v) = entry?;
-                    Some((k.value().1, v.value().to_vec()))
+            // The record that contains `from`, then those after it, while
+            // under `max_bytes` (at least one); values are copied once.
+            let mut out = Vec::new();
+            let mut total = 0usize;
+            if let Some(entry) = table.range((id, 0)..=(id, from))?.next_back() {
+                let (k, v) = entry?;
+                let (start, data) = (k.value().1, v.value());
+                if start + data.len() as u64 > from && start < end {
+                    total += data.len();
+                    out.push(Record {
+                        start,
+                        data: data.to_vec(),
+                    });
                 }
-                None => None,
-            };
-            let mut after = Vec::new();
-            let mut total = before.as_ref().map_or(0, |(_, d)| d.len());
-            if from < end && (total < max_bytes || before.is_none()) {
+            }
+            if from < end {
                 for entry in table.range((id, from + 1)..(id, end))? {
+                    if total >= max_bytes && !out.is_empty() {
+                        break;
+                    }
                     let (k, v) = entry?;
                     let data = v.value().to_vec();
                     total += data.len();
-                    after.push((k.value().1, data));
-                    if total >= max_bytes {
-                        break;
-                    }
+                    out.push(Record {
+                        start: k.value().1,
+                        data,
+                    });
                 }
             }
-            let before_ref = before.as_ref().map(|(s, d)| (*s, d.as_slice()));
-            Ok(collect_records(
-                before_ref,
-                after.iter().map(|(s, d)| (*s, d.as_slice())),
-                from,
-                end,
-                max_bytes,
-            ))
+            Ok(out)
         })
     }
 
