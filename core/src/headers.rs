@@ -36,6 +36,18 @@ pub fn parse_safe_uint(value: &str) -> Option<u64> {
     v.parse::<u64>().ok().filter(|n| *n <= MAX_SAFE_INTEGER)
 }
 
+/// The stream path a `Stream-Forked-From` value names (PROTOCOL §4.2): a
+/// full URL path, or a path relative to `stream_root`. Hosts that authorize
+/// forks resolve the source with this same rule.
+pub fn forked_from_path(stream_root: &str, value: &str) -> String {
+    let value = value.trim();
+    if value.starts_with('/') {
+        value.to_string()
+    } else {
+        format!("{stream_root}{value}")
+    }
+}
+
 /// The producer headers of a request: all three or none (PROTOCOL §5.2.1).
 pub fn producer_claim(req: &Request) -> Result<Option<ProducerClaim>, BadRequest> {
     let id = req.header_value(names::PRODUCER_ID);

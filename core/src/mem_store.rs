@@ -49,9 +49,9 @@ impl MemStore {
     }
 }
 
-/// Shared range logic for ordered record maps: the record containing `from`
+/// Range logic over the ordered record map: the record containing `from`
 /// (if any) and those after it, bounded by `end` and `max_bytes`.
-pub fn collect_records<'a, I>(
+fn collect_records<'a, I>(
     before_or_at: Option<(u64, &'a [u8])>,
     after: I,
     from: u64,

@@ -113,27 +113,6 @@ pub trait Store {
     fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
 }
 
-impl<T: Store + ?Sized> Store for Box<T> {
-    fn load_meta(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        (**self).load_meta()
-    }
-
-    fn read(
-        &self,
-        path: &str,
-        id: StreamId,
-        from: u64,
-        end: u64,
-        max_bytes: usize,
-    ) -> Result<Vec<Record>, StoreError> {
-        (**self).read(path, id, from, end, max_bytes)
-    }
-
-    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        (**self).commit(batch)
-    }
-}
-
 impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
     fn load_meta(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         (**self).load_meta()

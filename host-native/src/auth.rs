@@ -326,16 +326,12 @@ pub fn has_dot_segment(rel_path: &str) -> bool {
     })
 }
 
-/// The root-relative path a `Stream-Forked-From` value names (a full URL
-/// path, or one relative to the stream root, as the engine reads it).
+/// The root-relative path a `Stream-Forked-From` value names, resolved with
+/// the engine's own rule ([`ds_core::headers::forked_from_path`]).
 pub fn fork_source(root: &str, value: &str) -> Option<String> {
-    let value = value.trim();
-    let full = if value.starts_with('/') {
-        value.to_string()
-    } else {
-        format!("{root}{value}")
-    };
-    full.strip_prefix(root).map(str::to_string)
+    ds_core::headers::forked_from_path(root, value)
+        .strip_prefix(root)
+        .map(str::to_string)
 }
 
 #[cfg(test)]

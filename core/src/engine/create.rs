@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::engine::commit::Publish;
 use crate::engine::{Engine, StreamState};
 use crate::error::{BadRequest, Conflict, EngineError, ProtocolError};
-use crate::headers::{is_true, parse_canonical_uint, MAX_SAFE_INTEGER};
+use crate::headers::{forked_from_path, is_true, parse_canonical_uint, MAX_SAFE_INTEGER};
 use crate::json::{is_batch_end, is_json, mark_batch_end, media_type, split_messages, JsonError};
 use crate::offset::Offset;
 use crate::request::Request;
@@ -166,7 +166,7 @@ impl<S: Store> Engine<S> {
                         })?,
                 };
                 Some(ForkSpec {
-                    source: self.source_path(source.trim()),
+                    source: forked_from_path(&self.config.stream_root, source),
                     offset,
                     sub_offset,
                 })
@@ -182,16 +182,6 @@ impl<S: Store> Engine<S> {
             closed: is_true(req.header_value(names::STREAM_CLOSED)),
             fork,
         })
-    }
-
-    /// `Stream-Forked-From` names a URL path; a bare stream name is taken
-    /// relative to the stream root.
-    fn source_path(&self, value: &str) -> String {
-        if value.starts_with('/') {
-            value.to_string()
-        } else {
-            format!("{}{}", self.config.stream_root, value)
-        }
     }
 
     /// Fills in `meta` for a fork of `fork.source` (PROTOCOL §4.2).
