@@ -15,7 +15,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::{ExportArgs, ImportArgs};
 use crate::clock::Clock;
 use crate::driver::DynStore;
-use crate::redb_shards::{RedbShards, DEFAULT_SHARDS};
+use crate::redb_shards::DEFAULT_SHARDS;
+use crate::wal::LoggedStore;
 
 /// Opens the engine over a data directory for an offline command; only
 /// `import` may `create` one.
@@ -26,7 +27,7 @@ pub fn open_offline(
     if !create && !dir.join("layout.json").exists() {
         return Err(format!("{} is not a data directory (no layout.json)", dir.display()).into());
     }
-    let store: DynStore = Arc::new(RedbShards::open(dir, DEFAULT_SHARDS)?);
+    let store: DynStore = Arc::new(LoggedStore::open(dir, DEFAULT_SHARDS)?);
     let now = Clock::system().now();
     let mut engine = Engine::open(store, ds_core::Config::default(), now, now.0)?;
     // Whatever opening staged (clean-ups) is committed before we start.

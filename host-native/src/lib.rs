@@ -23,6 +23,7 @@ pub mod server;
 pub mod stall;
 pub mod tls;
 pub mod waiters;
+pub mod wal;
 pub mod webhook;
 pub mod www;
 
@@ -35,7 +36,7 @@ use ds_core::{Config as EngineConfig, Engine, MemStore};
 
 use crate::clock::Clock;
 use crate::driver::{Driver, DynStore};
-use crate::redb_shards::RedbShards;
+use crate::wal::LoggedStore;
 
 /// Where streams are stored.
 #[derive(Clone, Debug)]
@@ -103,7 +104,7 @@ pub fn open_driver(
     clock: Clock,
 ) -> Result<Arc<Driver>, Box<dyn std::error::Error>> {
     let store: DynStore = match storage {
-        Storage::Dir(dir) => Arc::new(RedbShards::open(dir, redb_shards::DEFAULT_SHARDS)?),
+        Storage::Dir(dir) => Arc::new(LoggedStore::open(dir, redb_shards::DEFAULT_SHARDS)?),
         Storage::Memory => Arc::new(MemStore::new()),
     };
     let now = clock.now();

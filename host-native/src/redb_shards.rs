@@ -23,8 +23,13 @@ use serde::{Deserialize, Serialize};
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DATA: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("data");
 
-/// Version of the on-disk layout (manifest, tables, key encodings).
-pub const LAYOUT_VERSION: u32 = 1;
+/// Version of the on-disk layout (manifest, tables, key encodings). 2 added
+/// the write-ahead log directory `log/` (see [`crate::wal`]): a server that
+/// only knows 1 would ignore acknowledged writes still in the log, so it
+/// must refuse the directory.
+pub const LAYOUT_VERSION: u32 = 2;
+/// Versions this server opens; an older one is upgraded in place.
+const READABLE_VERSIONS: [u32; 2] = [1, 2];
 /// Shards created in a new data directory (existing directories keep the
 /// count their `layout.json` pins). One: with group commit every group is
 /// one transaction and one fsync however many streams it touches, which
@@ -121,7 +126,11 @@ impl RedbShards {
             openers.push((name, opener));
         }
         let shards = Self::from_openers(openers)?;
-        if fresh {
+        if fresh || layout.format_version != LAYOUT_VERSION {
+            let layout = Layout {
+                format_version: LAYOUT_VERSION,
+                ..layout
+            };
             write_layout(dir, &layout)?;
         }
         Ok(shards)
@@ -192,6 +201,46 @@ impl RedbShards {
         result.map_err(store_error)
     }
 
+    /// Applies `ops` in order: one write transaction with immediate
+    /// durability per shard touched (shards in parallel).
+    pub fn commit_ops(&self, ops: &[Op]) -> Result<(), StoreError> {
+        let mut by_shard: Vec<Vec<&Op>> = vec![Vec::new(); self.shards.len()];
+        for op in ops {
+            let path = match op {
+                Op::PutMeta { path, .. }
+                | Op::DeleteMeta { path }
+                | Op::Append { path, .. }
+                | Op::PurgeData { path, .. } => path,
+            };
+            by_shard[self.shard_index(path)].push(op);
+        }
+        let touched: Vec<(usize, Vec<&Op>)> = by_shard
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ops)| !ops.is_empty())
+            .collect();
+        match touched.as_slice() {
+            [] => Ok(()),
+            [(i, ops)] => self.with_db(*i, |db| Self::commit_shard(db, ops)),
+            // Several shards: their transactions (and fsyncs) run in parallel.
+            many => std::thread::scope(|scope| {
+                let handles: Vec<_> = many
+                    .iter()
+                    .map(|(i, ops)| {
+                        scope.spawn(move || self.with_db(*i, |db| Self::commit_shard(db, ops)))
+                    })
+                    .collect();
+                let mut first_error = None;
+                for h in handles {
+                    if let Err(e) = h.join().expect("shard commit thread panicked") {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                first_error.map_or(Ok(()), Err)
+            }),
+        }
+    }
+
     fn commit_shard(db: &Database, ops: &[&Op]) -> Result<(), redb::Error> {
         let txn = db.begin_write()?;
         {
@@ -230,7 +279,7 @@ fn read_layout(dir: &Path) -> Result<Option<Layout>, OpenError> {
                     manifest.display()
                 ))
             })?;
-            if layout.format_version != LAYOUT_VERSION
+            if !READABLE_VERSIONS.contains(&layout.format_version)
                 || layout.hash != SHARD_POLICY
                 || layout.shards == 0
             {
@@ -411,40 +460,6 @@ impl Store for RedbShards {
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        let mut by_shard: Vec<Vec<&Op>> = vec![Vec::new(); self.shards.len()];
-        for op in &batch.ops {
-            let path = match op {
-                Op::PutMeta { path, .. }
-                | Op::DeleteMeta { path }
-                | Op::Append { path, .. }
-                | Op::PurgeData { path, .. } => path,
-            };
-            by_shard[self.shard_index(path)].push(op);
-        }
-        let touched: Vec<(usize, Vec<&Op>)> = by_shard
-            .into_iter()
-            .enumerate()
-            .filter(|(_, ops)| !ops.is_empty())
-            .collect();
-        match touched.as_slice() {
-            [] => Ok(()),
-            [(i, ops)] => self.with_db(*i, |db| Self::commit_shard(db, ops)),
-            // Several shards: their transactions (and fsyncs) run in parallel.
-            many => std::thread::scope(|scope| {
-                let handles: Vec<_> = many
-                    .iter()
-                    .map(|(i, ops)| {
-                        scope.spawn(move || self.with_db(*i, |db| Self::commit_shard(db, ops)))
-                    })
-                    .collect();
-                let mut first_error = None;
-                for h in handles {
-                    if let Err(e) = h.join().expect("shard commit thread panicked") {
-                        first_error.get_or_insert(e);
-                    }
-                }
-                first_error.map_or(Ok(()), Err)
-            }),
-        }
+        self.commit_ops(&batch.ops)
     }
 }

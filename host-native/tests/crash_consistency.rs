@@ -1,7 +1,12 @@
-//! Crash consistency of the redb file shards (issue: "acknowledged means
-//! durable"). Every shard runs on a simulated disk that "loses power" at the
-//! N-th sync across all shards: everything written since the last completed
-//! sync is lost and every later I/O fails. For every N reached by a mixed
+//! Crash consistency of the native store (issue: "acknowledged means
+//! durable"), in two set-ups: the redb file shards alone, and the
+//! write-ahead log in front of them (the server's store, with tiny log
+//! segments so that rotation, checkpoints into redb and segment recycling
+//! all happen inside the workload). Every shard, log segment and the log's
+//! directory run on a simulated disk that "loses power" at the N-th sync
+//! across all of them: everything written since the last completed sync is
+//! lost (file contents, and file creations, renames and removals since the
+//! directory's last sync) and every later I/O fails. For every N reached by a mixed
 //! workload (appends, JSON, producers, closes, forks, deletes, committed in
 //! groups), the disks are "rebooted" and reopened, and:
 //! - every acknowledged operation survived;
@@ -15,8 +20,12 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ds_core::{Config, Engine, Method, Outcome, Request, Response, UnixMillis};
+use ds_core::{Config, Engine, Method, Outcome, Request, Response, Store, UnixMillis};
 use durable_streams_server::redb_shards::{Opener, RedbShards};
+use durable_streams_server::wal::medium::{LogMedium, LogSegment};
+use durable_streams_server::wal::{LogOptions, LoggedStore};
+
+type DynStore = Arc<dyn Store + Send + Sync>;
 
 const SHARDS: usize = 3;
 
@@ -87,12 +96,7 @@ impl redb::StorageBackend for CrashBackend {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.alive()?;
-        let n = self.power.syncs.fetch_add(1, Ordering::SeqCst) + 1;
-        if n >= self.power.fail_at.load(Ordering::SeqCst) {
-            self.power.dead.store(true, Ordering::SeqCst);
-            return Err(io::Error::other("power lost during sync"));
-        }
+        sync_point(&self.power)?;
         let v = self.disk.volatile.lock().unwrap().clone();
         *self.disk.durable.lock().unwrap() = v;
         Ok(())
@@ -110,8 +114,43 @@ impl redb::StorageBackend for CrashBackend {
     }
 }
 
-fn open_engine(disks: &[Arc<Disk>], power: &Arc<Power>) -> Result<Engine<Arc<RedbShards>>, String> {
+/// Which store is under test.
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    Redb,
+    Logged,
+}
+
+/// Everything the store keeps: the shards' disks and the log's directory.
+struct Disks {
+    shards: Vec<Arc<Disk>>,
+    log: Arc<LogDir>,
+}
+
+impl Disks {
+    fn fresh() -> Disks {
+        Disks {
+            shards: (0..SHARDS).map(|_| Arc::new(Disk::default())).collect(),
+            log: Arc::new(LogDir::default()),
+        }
+    }
+
+    /// After a power cut: what survived becomes the whole content.
+    fn reboot(&self) -> Disks {
+        Disks {
+            shards: reboot(&self.shards),
+            log: Arc::new(self.log.reboot()),
+        }
+    }
+}
+
+fn open_engine(
+    setup: Setup,
+    disks: &Disks,
+    power: &Arc<Power>,
+) -> Result<Engine<DynStore>, String> {
     let openers: Vec<(String, Opener)> = disks
+        .shards
         .iter()
         .enumerate()
         .map(|(i, disk)| {
@@ -124,13 +163,198 @@ fn open_engine(disks: &[Arc<Disk>], power: &Arc<Power>) -> Result<Engine<Arc<Red
         })
         .collect();
     let shards = RedbShards::from_openers(openers).map_err(|e| e.to_string())?;
-    Engine::open(
-        Arc::new(shards),
-        Config::default(),
-        UnixMillis(1_800_000_000_000),
-        7,
-    )
-    .map_err(|e| e.to_string())
+    let store: DynStore = match setup {
+        Setup::Redb => Arc::new(shards),
+        Setup::Logged => {
+            let medium = CrashLog {
+                dir: Arc::clone(&disks.log),
+                power: Arc::clone(power),
+            };
+            let options = LogOptions {
+                segment_bytes: 200,
+                background: false,
+                ..LogOptions::default()
+            };
+            Arc::new(
+                LoggedStore::with_medium(Arc::new(shards), Box::new(medium), options)
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+    };
+    Engine::open(store, Config::default(), UnixMillis(1_800_000_000_000), 7)
+        .map_err(|e| e.to_string())
+}
+
+/// The log's directory on the simulated disk: file names and their disks,
+/// as the directory was last synced (durable) and as it is now (volatile).
+#[derive(Debug, Default)]
+struct LogDir {
+    durable: Mutex<BTreeMap<String, Arc<Disk>>>,
+    volatile: Mutex<BTreeMap<String, Arc<Disk>>>,
+}
+
+impl LogDir {
+    fn reboot(&self) -> LogDir {
+        let files: BTreeMap<String, Arc<Disk>> = self
+            .durable
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(name, d)| {
+                let durable = d.durable.lock().unwrap().clone();
+                let disk = Arc::new(Disk {
+                    durable: Mutex::new(durable.clone()),
+                    volatile: Mutex::new(durable),
+                });
+                (name.clone(), disk)
+            })
+            .collect();
+        LogDir {
+            durable: Mutex::new(files.clone()),
+            volatile: Mutex::new(files),
+        }
+    }
+}
+
+struct CrashLog {
+    dir: Arc<LogDir>,
+    power: Arc<Power>,
+}
+
+impl CrashLog {
+    fn alive(&self) -> io::Result<()> {
+        if self.power.dead.load(Ordering::SeqCst) {
+            Err(io::Error::other("power lost"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        sync_point(&self.power)?;
+        let now = self.dir.volatile.lock().unwrap().clone();
+        *self.dir.durable.lock().unwrap() = now;
+        Ok(())
+    }
+}
+
+/// One sync: counts it, and fails it (killing the power) at the chosen one.
+fn sync_point(power: &Power) -> io::Result<()> {
+    if power.dead.load(Ordering::SeqCst) {
+        return Err(io::Error::other("power lost"));
+    }
+    let n = power.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+    if n >= power.fail_at.load(Ordering::SeqCst) {
+        power.dead.store(true, Ordering::SeqCst);
+        return Err(io::Error::other("power lost during sync"));
+    }
+    Ok(())
+}
+
+fn seg_name(n: u64) -> String {
+    format!("{n:016}.log")
+}
+
+impl LogMedium for CrashLog {
+    fn segments(&self) -> io::Result<Vec<u64>> {
+        self.alive()?;
+        let dir = self.dir.volatile.lock().unwrap();
+        Ok(dir
+            .keys()
+            .filter_map(|k| k.strip_suffix(".log")?.parse().ok())
+            .collect())
+    }
+
+    fn read(&self, n: u64) -> io::Result<Vec<u8>> {
+        self.alive()?;
+        let dir = self.dir.volatile.lock().unwrap();
+        let disk = dir.get(&seg_name(n)).ok_or(io::ErrorKind::NotFound)?;
+        let bytes = disk.volatile.lock().unwrap().clone();
+        Ok(bytes)
+    }
+
+    fn has_spare(&self) -> bool {
+        self.dir.volatile.lock().unwrap().contains_key("spare")
+    }
+
+    fn prepare_spare(&self, len: u64) -> io::Result<()> {
+        self.alive()?;
+        let disk = Arc::new(Disk::default());
+        *disk.volatile.lock().unwrap() = vec![0; len as usize];
+        sync_point(&self.power)?;
+        *disk.durable.lock().unwrap() = vec![0; len as usize];
+        self.dir
+            .volatile
+            .lock()
+            .unwrap()
+            .insert("spare".into(), disk);
+        self.sync_dir()
+    }
+
+    fn discard_spare(&self) -> io::Result<()> {
+        self.alive()?;
+        self.dir.volatile.lock().unwrap().remove("spare");
+        Ok(())
+    }
+
+    fn activate(&self, n: u64) -> io::Result<(Box<dyn LogSegment>, u64)> {
+        self.alive()?;
+        let (disk, capacity) = {
+            let mut dir = self.dir.volatile.lock().unwrap();
+            let disk = dir
+                .remove("spare")
+                .unwrap_or_else(|| Arc::new(Disk::default()));
+            let capacity = disk.volatile.lock().unwrap().len() as u64;
+            dir.insert(seg_name(n), Arc::clone(&disk));
+            (disk, capacity)
+        };
+        self.sync_dir()?;
+        let segment = CrashSegment {
+            disk,
+            power: Arc::clone(&self.power),
+        };
+        Ok((Box::new(segment), capacity))
+    }
+
+    fn retire(&self, n: u64, as_spare: bool) -> io::Result<()> {
+        self.alive()?;
+        {
+            let mut dir = self.dir.volatile.lock().unwrap();
+            if let Some(disk) = dir.remove(&seg_name(n)) {
+                if as_spare && !dir.contains_key("spare") {
+                    dir.insert("spare".into(), disk);
+                }
+            }
+        }
+        self.sync_dir()
+    }
+}
+
+struct CrashSegment {
+    disk: Arc<Disk>,
+    power: Arc<Power>,
+}
+
+impl LogSegment for CrashSegment {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if self.power.dead.load(Ordering::SeqCst) {
+            return Err(io::Error::other("power lost"));
+        }
+        let mut v = self.disk.volatile.lock().unwrap();
+        let end = offset as usize + data.len();
+        if end > v.len() {
+            v.resize(end, 0);
+        }
+        v[offset as usize..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        sync_point(&self.power)?;
+        let v = self.disk.volatile.lock().unwrap().clone();
+        *self.disk.durable.lock().unwrap() = v;
+        Ok(())
+    }
 }
 
 /// After a power cut: what survived on each disk becomes its whole content.
@@ -335,14 +559,14 @@ fn apply(model: &mut BTreeMap<String, Expect>, committed: &BTreeMap<String, Expe
     }
 }
 
-fn settle(engine: &mut Engine<Arc<RedbShards>>, req: Request) -> Response {
+fn settle(engine: &mut Engine<DynStore>, req: Request) -> Response {
     match engine.handle_and_commit(req, UnixMillis(1_800_000_000_000)) {
         Outcome::Respond(r) => r,
         other => panic!("unexpected outcome {other:?}"),
     }
 }
 
-fn observe(engine: &mut Engine<Arc<RedbShards>>, p: &str) -> Expect {
+fn observe(engine: &mut Engine<DynStore>, p: &str) -> Expect {
     let res = settle(engine, Request::new(Method::Get, p).query("offset=-1"));
     if res.status == 404 {
         return Expect::default();
@@ -359,14 +583,15 @@ fn observe(engine: &mut Engine<Arc<RedbShards>>, p: &str) -> Expect {
 /// Runs the workload until power fails at sync `fail_at`; returns the
 /// acknowledged model, the in-doubt group, and the disks.
 fn run_until_crash(
+    setup: Setup,
     fail_at: usize,
-) -> (BTreeMap<String, Expect>, Vec<Write>, Vec<Arc<Disk>>, usize) {
-    let disks: Vec<Arc<Disk>> = (0..SHARDS).map(|_| Arc::new(Disk::default())).collect();
+) -> (BTreeMap<String, Expect>, Vec<Write>, Disks, usize) {
+    let disks = Disks::fresh();
     let power = Power::on();
     let mut committed = BTreeMap::new();
     // Initialising a data directory is not under test here (an interrupted
     // initialisation starts over; see RedbShards::open): count from after it.
-    let mut engine = open_engine(&disks, &power).expect("fresh shards open");
+    let mut engine = open_engine(setup, &disks, &power).expect("fresh shards open");
     let base = power.syncs.load(Ordering::SeqCst);
     power
         .fail_at
@@ -410,8 +635,17 @@ fn run_until_crash(
 }
 
 #[test]
-fn every_acknowledged_write_survives_power_loss_at_every_sync() {
-    let (full, _, _, total_syncs) = run_until_crash(usize::MAX);
+fn every_acknowledged_write_survives_power_loss_at_every_sync_redb() {
+    every_acknowledged_write_survives_power_loss_at_every_sync(Setup::Redb);
+}
+
+#[test]
+fn every_acknowledged_write_survives_power_loss_at_every_sync_logged() {
+    every_acknowledged_write_survives_power_loss_at_every_sync(Setup::Logged);
+}
+
+fn every_acknowledged_write_survives_power_loss_at_every_sync(setup: Setup) {
+    let (full, _, _, total_syncs) = run_until_crash(setup, usize::MAX);
     assert!(
         total_syncs > 20,
         "the workload should sync many times ({total_syncs})"
@@ -419,12 +653,12 @@ fn every_acknowledged_write_survives_power_loss_at_every_sync() {
     assert!(full.values().any(|e| e.exists));
     let (mut in_doubt_groups, mut retried) = (0, 0);
     for fail_at in 1..=total_syncs {
-        let (committed, doubt, disks, _) = run_until_crash(fail_at);
+        let (committed, doubt, disks, _) = run_until_crash(setup, fail_at);
         in_doubt_groups += usize::from(!doubt.is_empty());
         retried += doubt.iter().filter(|w| w.retry).count();
-        let disks = reboot(&disks);
+        let disks = disks.reboot();
         let power = Power::on();
-        let mut engine = open_engine(&disks, &power).unwrap_or_else(|e| {
+        let mut engine = open_engine(setup, &disks, &power).unwrap_or_else(|e| {
             panic!("sync {fail_at}: the shards do not reopen after a power cut: {e}")
         });
 
@@ -474,7 +708,7 @@ fn every_acknowledged_write_survives_power_loss_at_every_sync() {
             expect.data.clear();
         }
     }
-    eprintln!("{total_syncs} power-cut points, {in_doubt_groups} with a group in doubt, {retried} producer retries");
+    eprintln!("{setup:?}: {total_syncs} power-cut points, {in_doubt_groups} with a group in doubt, {retried} producer retries");
     assert!(
         in_doubt_groups * 2 > total_syncs,
         "most cuts should land inside a group commit"

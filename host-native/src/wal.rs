@@ -1,0 +1,486 @@
+//! The write-ahead log in front of the redb shards: the native [`Store`].
+//!
+//! A group commit is one frame appended to the current log segment and one
+//! `fdatasync` (a segment is a preallocated, zero-filled file, so the sync
+//! flushes data only). That is all an acknowledgement waits for. The group
+//! also enters the in-memory overlay of its segment, which serves reads of
+//! it. A checkpointer thread applies each sealed segment's groups to redb
+//! in one transaction, then retires the segment (it becomes the next
+//! spare). Segments are sealed when full, after a short idle time, and at
+//! close, so memory holds at most a few segments' worth of recent writes.
+//!
+//! Contracts:
+//! - [`Store::commit`] returns `Ok` only once its frame is durable; on error
+//!   nothing of the batch is visible, and the frame's bytes are zeroed
+//!   before anything else is logged (a failed frame is never replayed in
+//!   front of acknowledged ones).
+//! - Reads see every committed batch: overlay first, redb for positions
+//!   below the overlay's.
+//! - Opening replays every segment present into the overlay (no disk space
+//!   needed); the checkpointer then moves them into redb. Replaying a
+//!   segment whose checkpoint had already landed is harmless: every op is
+//!   an assignment (put, delete, insert, purge), applied in log order, and
+//!   segments are retired oldest first, durably, so the segments present
+//!   are always the newest.
+//!
+//! Frame format: see [`frame`]. Files: `log/NNNNNNNNNNNNNNNN.log` and
+//! `log/spare` in the data directory (docs/design.md §4).
+
+mod frame;
+pub mod medium;
+mod overlay;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ds_core::{Batch, Record, Store, StoreError, StreamId};
+
+use crate::redb_shards::{OpenError, RedbShards};
+use medium::{DirMedium, LogMedium, LogSegment};
+use overlay::{Generation, Overlay};
+
+/// Tuning of a [`LoggedStore`].
+#[derive(Clone, Debug)]
+pub struct LogOptions {
+    /// Size of a preallocated segment; a segment is sealed once the next
+    /// frame would not fit (a frame larger than a segment gets its own).
+    pub segment_bytes: u64,
+    /// Seal the active segment after this long without a commit.
+    pub idle_seal: Duration,
+    /// Sealed segments waiting for their checkpoint before commits wait.
+    pub max_sealed: usize,
+    /// Run checkpoints on a background thread. Without it they run on the
+    /// committing thread right after each commit is durable (tests: every
+    /// sync happens in a deterministic order).
+    pub background: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> LogOptions {
+        LogOptions {
+            segment_bytes: 16 << 20,
+            idle_seal: Duration::from_millis(100),
+            max_sealed: 3,
+            background: true,
+        }
+    }
+}
+
+/// The native store: a write-ahead log, an overlay of what it holds, and
+/// the redb shards behind them.
+pub struct LoggedStore {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+struct Shared {
+    redb: Arc<RedbShards>,
+    medium: Box<dyn LogMedium>,
+    options: LogOptions,
+    /// Lock order: `writer` before `overlay`.
+    writer: Mutex<Writer>,
+    overlay: Mutex<Overlay>,
+    control: Mutex<Control>,
+    /// Held while a checkpoint runs.
+    checkpointing: Mutex<()>,
+    /// Wakes the checkpointer, and commits waiting for room.
+    changed: Condvar,
+}
+
+struct Writer {
+    segment: Option<Active>,
+    /// Number of the next segment to activate.
+    next: u64,
+    /// A failed write or sync left bytes `[from, to)` of the active segment
+    /// unacknowledged; they are zeroed before anything else is logged.
+    broken: Option<(u64, u64)>,
+    last_commit: Instant,
+}
+
+struct Active {
+    n: u64,
+    file: Box<dyn LogSegment>,
+    /// Preallocated length (0: the file grows with each write).
+    capacity: u64,
+    offset: u64,
+}
+
+#[derive(Default)]
+struct Control {
+    stop: bool,
+    /// Why the last checkpoint failed (cleared by the next success).
+    failure: Option<StoreError>,
+}
+
+impl LoggedStore {
+    /// Opens the data directory `dir` (initialising it with `new_shards`
+    /// shards), replaying its log.
+    pub fn open(dir: &Path, new_shards: u32) -> Result<LoggedStore, OpenError> {
+        let redb = RedbShards::open(dir, new_shards)?;
+        let log_dir = dir.join("log");
+        let medium = DirMedium::open(&log_dir).map_err(|e| OpenError::Io(log_dir.clone(), e))?;
+        LoggedStore::with_medium(Arc::new(redb), Box::new(medium), LogOptions::default())
+            .map_err(|e| OpenError::Io(log_dir, e))
+    }
+
+    /// A store over `redb` logging to `medium`; replays what `medium` holds.
+    pub fn with_medium(
+        redb: Arc<RedbShards>,
+        medium: Box<dyn LogMedium>,
+        options: LogOptions,
+    ) -> io::Result<LoggedStore> {
+        medium.discard_spare()?;
+        let mut overlay = Overlay::default();
+        let mut next = 1;
+        for n in medium.segments()? {
+            let bytes = medium.read(n)?;
+            let (batches, _) = frame::decode_all(n, &bytes);
+            let mut g = Generation::new(n);
+            for b in batches {
+                g.add(b);
+            }
+            overlay.sealed.push_back(Arc::new(g));
+            next = n + 1;
+        }
+        if !overlay.sealed.is_empty() {
+            tracing::info!(
+                "replayed {} log segment(s), {} bytes of records",
+                overlay.sealed.len(),
+                overlay.bytes()
+            );
+        }
+        let background = options.background;
+        let shared = Arc::new(Shared {
+            redb,
+            medium,
+            options,
+            writer: Mutex::new(Writer {
+                segment: None,
+                next,
+                broken: None,
+                last_commit: Instant::now(),
+            }),
+            overlay: Mutex::new(overlay),
+            control: Mutex::new(Control::default()),
+            checkpointing: Mutex::new(()),
+            changed: Condvar::new(),
+        });
+        let thread = if background {
+            let s = Arc::clone(&shared);
+            Some(
+                std::thread::Builder::new()
+                    .name("checkpoint".into())
+                    .spawn(move || s.run_checkpointer())?,
+            )
+        } else {
+            shared.maintain();
+            None
+        };
+        Ok(LoggedStore {
+            shared,
+            thread: Mutex::new(thread),
+        })
+    }
+
+    /// Seals the active segment and moves everything logged into redb
+    /// (waits for it). The log is empty afterwards unless a checkpoint fails.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.shared.seal();
+        while self.shared.checkpoint_one()? {}
+        Ok(())
+    }
+
+    /// Record bytes held in memory by the overlay (not yet in redb).
+    pub fn overlay_bytes(&self) -> usize {
+        lock(&self.shared.overlay).bytes()
+    }
+}
+
+impl Drop for LoggedStore {
+    fn drop(&mut self) {
+        lock(&self.shared.control).stop = true;
+        self.shared.changed.notify_all();
+        let thread = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match thread {
+            Some(t) => {
+                let _ = t.join();
+            }
+            None => {
+                let _ = self.checkpoint();
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Maps a log I/O failure; a full disk is distinct.
+fn io_error(e: io::Error) -> StoreError {
+    if e.kind() == io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28 | 122)) {
+        StoreError::Full
+    } else {
+        StoreError::Io {
+            detail: format!("log: {e}"),
+        }
+    }
+}
+
+impl Shared {
+    /// Logs `batch` durably and adds it to the overlay.
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.wait_for_room()?;
+        let mut w = lock(&self.writer);
+        Self::repair(&mut w)?;
+        let len = frame::HEADER as u64 + frame::payload_len(batch) as u64;
+        let full = w.segment.as_ref().is_some_and(|s| {
+            let limit = if s.capacity > 0 {
+                s.capacity
+            } else {
+                self.options.segment_bytes
+            };
+            s.offset > 0 && s.offset + len > limit
+        });
+        if full {
+            self.seal_locked(&mut w);
+        }
+        if w.segment.is_none() {
+            let n = w.next;
+            let (file, capacity) = self.medium.activate(n).map_err(io_error)?;
+            w.next = n + 1;
+            w.segment = Some(Active {
+                n,
+                file,
+                capacity,
+                offset: 0,
+            });
+            let mut o = lock(&self.overlay);
+            o.active = Generation::new(n);
+            o.active.preallocated = capacity > 0;
+        }
+        let s = w.segment.as_mut().expect("activated above");
+        let bytes = frame::encode(s.n, batch);
+        let at = s.offset;
+        if let Err(e) = s.file.write_at(at, &bytes).and_then(|()| s.file.sync()) {
+            w.broken = Some((at, at + bytes.len() as u64));
+            return Err(io_error(e));
+        }
+        s.offset += bytes.len() as u64;
+        w.last_commit = Instant::now();
+        lock(&self.overlay).active.add(batch.clone());
+        Ok(())
+    }
+
+    /// Zeroes what a failed write may have left, so it is never replayed.
+    fn repair(w: &mut Writer) -> Result<(), StoreError> {
+        let Some((from, to)) = w.broken else {
+            return Ok(());
+        };
+        let s = w
+            .segment
+            .as_mut()
+            .expect("a broken write belongs to the active segment");
+        let zeros = vec![0u8; usize::try_from(to - from).unwrap_or(usize::MAX)];
+        s.file
+            .write_at(from, &zeros)
+            .and_then(|()| s.file.sync())
+            .map_err(io_error)?;
+        w.broken = None;
+        Ok(())
+    }
+
+    /// Waits while too many sealed segments wait for their checkpoint.
+    fn wait_for_room(&self) -> Result<(), StoreError> {
+        if !self.options.background {
+            self.maintain();
+            return Ok(());
+        }
+        let mut control = lock(&self.control);
+        loop {
+            if lock(&self.overlay).sealed.len() < self.options.max_sealed {
+                return Ok(());
+            }
+            if let Some(e) = &control.failure {
+                return Err(e.clone());
+            }
+            control = self
+                .changed
+                .wait_timeout(control, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Seals the active segment (if it holds anything).
+    fn seal(&self) {
+        let mut w = lock(&self.writer);
+        if Self::repair(&mut w).is_ok() {
+            self.seal_locked(&mut w);
+        }
+    }
+
+    fn seal_locked(&self, w: &mut Writer) {
+        debug_assert!(w.broken.is_none(), "a broken segment is repaired first");
+        if w.segment.take().is_some() {
+            let mut o = lock(&self.overlay);
+            let g = std::mem::take(&mut o.active);
+            o.sealed.push_back(Arc::new(g));
+            drop(o);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Applies the oldest sealed segment to redb and retires it; false when
+    /// none is sealed.
+    fn checkpoint_one(&self) -> Result<bool, StoreError> {
+        // One checkpoint at a time (the thread, and `checkpoint` callers).
+        let _one = lock(&self.checkpointing);
+        let Some(g) = lock(&self.overlay).sealed.front().cloned() else {
+            return Ok(false);
+        };
+        let result = (|| {
+            if !g.is_empty() {
+                self.redb.commit_ops(&g.ops)?;
+            }
+            // Retired (durably) before the next one, and before the overlay
+            // forgets it: reads never miss it.
+            self.medium
+                .retire(g.segment, g.preallocated)
+                .map_err(io_error)
+        })();
+        let mut control = lock(&self.control);
+        match result {
+            Ok(()) => {
+                lock(&self.overlay).sealed.pop_front();
+                control.failure = None;
+                drop(control);
+                self.changed.notify_all();
+                Ok(true)
+            }
+            Err(e) => {
+                control.failure = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Inline maintenance (no background thread): checkpoints what is
+    /// sealed and prepares a spare. Failures are retried next time.
+    fn maintain(&self) {
+        while let Ok(true) = self.checkpoint_one() {}
+        if !self.medium.has_spare() {
+            let _ = self.medium.prepare_spare(self.options.segment_bytes);
+        }
+    }
+
+    /// The checkpointer thread: checkpoints sealed segments, seals an idle
+    /// active one, keeps a spare ready; at stop, moves everything to redb.
+    fn run_checkpointer(&self) {
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            {
+                let control = lock(&self.control);
+                if !control.stop {
+                    let _ = self
+                        .changed
+                        .wait_timeout(control, self.options.idle_seal / 2)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+            }
+            let stop = lock(&self.control).stop;
+            if stop {
+                self.seal();
+                while let Ok(true) = self.checkpoint_one() {}
+                return;
+            }
+            if retry_at.is_some_and(|t| Instant::now() < t) {
+                continue;
+            }
+            retry_at = None;
+            loop {
+                match self.checkpoint_one() {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!("checkpoint into redb failed (will retry): {e}");
+                        retry_at = Some(Instant::now() + Duration::from_millis(200));
+                        break;
+                    }
+                }
+            }
+            if retry_at.is_some() {
+                continue;
+            }
+            // A busy writer is not idle (and is not waited for).
+            let idle = self.writer.try_lock().is_ok_and(|w| {
+                w.segment.is_some() && w.last_commit.elapsed() >= self.options.idle_seal
+            });
+            if idle {
+                self.seal();
+                continue;
+            }
+            if !self.medium.has_spare() {
+                if let Err(e) = self.medium.prepare_spare(self.options.segment_bytes) {
+                    tracing::debug!("no spare log segment yet: {e}");
+                    retry_at = Some(Instant::now() + Duration::from_millis(500));
+                }
+            }
+        }
+    }
+}
+
+impl Store for LoggedStore {
+    fn load_meta(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // Under the overlay lock: no checkpoint can land unseen in between.
+        let overlay = lock(&self.shared.overlay);
+        let mut meta: HashMap<String, Vec<u8>> =
+            self.shared.redb.load_meta()?.into_iter().collect();
+        overlay.apply_meta(&mut meta);
+        Ok(meta.into_iter().collect())
+    }
+
+    fn read(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let found = lock(&self.shared.overlay).find(id, from, end, max_bytes);
+        // Everything below the overlay's first record is in redb already
+        // (checkpoints land before the overlay forgets a segment).
+        let below = found.first.unwrap_or(end).min(end);
+        let in_redb = found.first.is_none_or(|first| from < first);
+        let mut out = if !found.purged && in_redb {
+            self.shared.redb.read(path, id, from, below, max_bytes)?
+        } else {
+            Vec::new()
+        };
+        let mut total: usize = out.iter().map(|r| r.data.len()).sum();
+        for r in found.records {
+            if total >= max_bytes && !out.is_empty() {
+                break;
+            }
+            total += r.data.len();
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // The checkpointer is woken when a segment is sealed, not per commit.
+        self.shared.commit(batch)
+    }
+}
