@@ -118,7 +118,9 @@ impl Visible {
 pub struct Engine<S: Store> {
     pub(crate) store: S,
     pub(crate) config: Config,
-    pub(crate) streams: BTreeMap<String, StreamState>,
+    /// Every stream by path. Boxed: the map's nodes then hold a pointer per
+    /// stream rather than the whole state, so their unused slots stay small.
+    pub(crate) streams: BTreeMap<String, Box<StreamState>>,
     /// Lower bounds of expiry deadlines; re-checked when they pass.
     expiry_queue: BTreeSet<(UnixMillis, String)>,
     events: VecDeque<Event>,
@@ -414,25 +416,22 @@ impl<S: Store> Engine<S> {
         }
         self.usage
             .replace(self.streams.get(path).map(|s| &s.meta), Some(&meta));
-        let (forks, visible) = match self.streams.get(path) {
-            Some(s) if s.meta.id == meta.id => (s.forks, s.visible),
-            _ => (
-                0,
-                Visible {
-                    exists: false,
-                    tail: 0,
-                    closed: false,
-                },
-            ),
-        };
-        self.streams.insert(
-            path.to_string(),
-            StreamState {
-                meta,
-                forks,
-                visible,
-            },
-        );
+        match self.streams.get_mut(path) {
+            // The same stream: keep its fork count and what readers see.
+            Some(state) if state.meta.id == meta.id => state.meta = meta,
+            _ => {
+                let state = StreamState {
+                    meta,
+                    forks: 0,
+                    visible: Visible {
+                        exists: false,
+                        tail: 0,
+                        closed: false,
+                    },
+                };
+                self.streams.insert(path.to_string(), Box::new(state));
+            }
+        }
     }
 
     /// Forgets visibility updates of a write that failed validation.
@@ -558,7 +557,7 @@ impl Body {
 
 /// What [`load_streams`] read from the store.
 struct Loaded {
-    streams: BTreeMap<String, StreamState>,
+    streams: BTreeMap<String, Box<StreamState>>,
     max_id: StreamId,
     id_mark: StreamId,
     /// Records under reserved (non-path) keys.
@@ -600,11 +599,11 @@ fn load_streams<S: Store>(store: &S, now: UnixMillis) -> Result<Loaded, StoreErr
         let visible = Visible::of(&meta);
         streams.insert(
             path,
-            StreamState {
+            Box::new(StreamState {
                 meta,
                 forks: 0,
                 visible,
-            },
+            }),
         );
     }
     let origins: Vec<(String, StreamId)> = streams

@@ -68,9 +68,11 @@ pub struct StreamMeta {
     /// Closed (EOF) state, monotonic.
     pub closed: bool,
     /// The producer request that closed the stream, for duplicate detection.
-    pub closed_by: Option<ProducerClaim>,
+    /// Boxed, like `fork`: most streams have neither, and the engine holds
+    /// every stream's metadata in memory.
+    pub closed_by: Option<Box<ProducerClaim>>,
     /// Present when this stream is a fork.
-    pub fork: Option<ForkOrigin>,
+    pub fork: Option<Box<ForkOrigin>>,
     /// Deleted by its owner but kept for the forks that read it.
     pub soft_deleted: bool,
     /// Last accepted `Stream-Seq` (scope: per stream).

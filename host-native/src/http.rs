@@ -37,10 +37,6 @@ pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest)
             return to_axum(res, &driver);
         }
     }
-    let path = core.path.clone();
-    // Subscribe before the engine looks, so no append between its answer and
-    // our wait can be missed.
-    let notify = driver.waiters.subscribe(&path);
     let mut lp = match driver.handle(core) {
         Handled::Respond(res) => return to_axum(res, &driver),
         Handled::Durable(rx) => {
@@ -55,6 +51,10 @@ pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest)
         }
         Handled::Wait(lp) => lp,
     };
+    // Only a request that parks subscribes, so writes leave nothing behind in
+    // the registry. No append can be missed: each turn of the loop enables
+    // its wake-up before the engine looks again.
+    let notify = driver.waiters.subscribe(&lp.path);
     let mut shutdown = driver.shutdown_signal();
     loop {
         let notified = notify.notified();

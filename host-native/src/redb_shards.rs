@@ -38,6 +38,16 @@ const READABLE_VERSIONS: [u32; 2] = [1, 2];
 pub const DEFAULT_SHARDS: u32 = 1;
 const MANIFEST: &str = "layout.json";
 
+/// redb's page cache per shard, in bytes (redb's default is 1 GiB). redb
+/// moves every page a commit writes into this cache, so with the default the
+/// process kept nearly all recently written data (10k streams x 1 KiB: ~20 MiB)
+/// on top of the OS page cache that holds the same file pages. A small cache
+/// still keeps the upper B-tree pages that every lookup walks; other pages are
+/// read from the file, usually from the OS page cache. The price: a catch-up
+/// read of a stream that would have fit the old cache is slower (64 MiB:
+/// ~760 -> ~410 MiB/s on a 2-core machine).
+const CACHE_BYTES: usize = 1 << 20;
+
 /// The layout manifest, `layout.json` in the data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
@@ -122,7 +132,11 @@ impl RedbShards {
                 )));
             }
             let name = path.display().to_string();
-            let opener: Opener = Box::new(move || Database::create(&path));
+            let opener: Opener = Box::new(move || {
+                Database::builder()
+                    .set_cache_size(CACHE_BYTES)
+                    .create(&path)
+            });
             openers.push((name, opener));
         }
         let shards = Self::from_openers(openers)?;

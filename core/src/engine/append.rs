@@ -32,7 +32,7 @@ impl<S: Store> Engine<S> {
         // PROTOCOL §5.2 error precedence: closed first.
         if meta.closed {
             if let (Some(c), Some(by)) = (&claim, &meta.closed_by) {
-                if c == by {
+                if c == &**by {
                     return Ok(closed_ack(tail, Some(c), 204));
                 }
             }
@@ -113,7 +113,7 @@ impl<S: Store> Engine<S> {
         }
         if close {
             next.closed = true;
-            next.closed_by = claim.clone();
+            next.closed_by = claim.clone().map(Box::new);
         }
         next.last_access = now.0;
         batch.ops.push(Op::PutMeta {

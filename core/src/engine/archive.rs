@@ -357,13 +357,13 @@ impl<S: Store> Engine<S> {
         let fork = match &incoming.entry.fork {
             None => None,
             Some(f) => match ids.get(&f.source_id) {
-                Some((source, source_id)) => Some(ForkOrigin {
+                Some((source, source_id)) => Some(Box::new(ForkOrigin {
                     source: source.clone(),
                     source_id: *source_id,
                     point: f.point,
                     anchor: f.anchor,
                     sub_offset: f.sub_offset,
-                }),
+                })),
                 None => {
                     skip(
                         summary,
@@ -417,10 +417,12 @@ impl<S: Store> Engine<S> {
             last_access,
             tail: e.tail,
             closed: e.closed,
-            closed_by: e.closed_by.as_ref().map(|c| ProducerClaim {
-                id: c.id.clone(),
-                epoch: c.epoch,
-                seq: c.seq,
+            closed_by: e.closed_by.as_ref().map(|c| {
+                Box::new(ProducerClaim {
+                    id: c.id.clone(),
+                    epoch: c.epoch,
+                    seq: c.seq,
+                })
             }),
             fork,
             soft_deleted: e.soft_deleted,

@@ -216,13 +216,13 @@ impl<S: Store> Engine<S> {
         let point =
             self.sub_offset_point(&fork.source, &source, source_tail, anchor, fork.sub_offset)?;
         meta.tail = point;
-        meta.fork = Some(ForkOrigin {
+        meta.fork = Some(Box::new(ForkOrigin {
             source: fork.source.clone(),
             source_id: source.id,
             point,
             anchor,
             sub_offset: fork.sub_offset,
-        });
+        }));
         // PROTOCOL §4.2 fork TTL table: a fork that asks for nothing inherits.
         if spec.expiry == Expiry::Never {
             meta.expiry = source.expiry.clone();
@@ -257,8 +257,14 @@ impl<S: Store> Engine<S> {
             }
             let (mut pos, mut taken) = (anchor, 0u64);
             loop {
-                let records =
-                    self.read_stitched(path, source.id, source.fork.as_ref(), pos, tail, 64 << 10)?;
+                let records = self.read_stitched(
+                    path,
+                    source.id,
+                    source.fork.as_deref(),
+                    pos,
+                    tail,
+                    64 << 10,
+                )?;
                 let mut progressed = false;
                 let from = pos;
                 for r in records.iter().filter(|r| r.start >= from) {
@@ -278,7 +284,7 @@ impl<S: Store> Engine<S> {
             }
         } else {
             let records =
-                self.read_stitched(path, source.id, source.fork.as_ref(), anchor, tail, 1)?;
+                self.read_stitched(path, source.id, source.fork.as_deref(), anchor, tail, 1)?;
             let boundary = records.first().map_or(anchor, |r| r.end());
             let point = anchor.saturating_add(sub);
             if point > boundary {

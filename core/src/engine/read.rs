@@ -60,7 +60,7 @@ impl View {
             content_type: state.meta.content_type.clone(),
             tail: state.visible.tail,
             closed: state.visible.closed,
-            fork: state.meta.fork.clone(),
+            fork: state.meta.fork.as_deref().cloned(),
             expiry: state.meta.expiry.clone(),
         }
     }
@@ -314,7 +314,7 @@ impl<S: Store> Engine<S> {
             (cur_path, cur_id, cur_fork, hi) = (
                 &origin.source,
                 source.meta.id,
-                source.meta.fork.as_ref(),
+                source.meta.fork.as_deref(),
                 lo,
             );
         }
