@@ -3,8 +3,8 @@
 //! A group commit is one frame appended to the current log segment and one
 //! `fdatasync` (a segment is a preallocated, zero-filled file, so the sync
 //! flushes data only). That is all an acknowledgement waits for. The group
-//! also enters the in-memory overlay of its segment, which serves reads of
-//! it. A checkpointer thread applies each sealed segment's groups to redb
+//! is indexed in the in-memory overlay of its segment (where each record
+//! sits in the file; reads fetch the bytes from the file). A checkpointer thread applies each sealed segment's groups to redb
 //! in one transaction, then retires the segment (it becomes the next
 //! spare). Segments are sealed when full, after a short idle time, and at
 //! close, so memory holds at most a few segments' worth of recent writes.
@@ -36,11 +36,14 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ds_core::{Batch, Record, Store, StoreError, StreamId};
+use ds_core::{Batch, Op, Record, Store, StoreError, StreamId};
 
 use crate::redb_shards::{OpenError, RedbShards};
 use medium::{DirMedium, LogMedium, LogSegment};
 use overlay::{Generation, Overlay};
+
+/// Bytes of log applied to redb per checkpoint transaction.
+const CHECKPOINT_CHUNK: usize = 256 << 10;
 
 /// Tuning of a [`LoggedStore`].
 #[derive(Clone, Debug)]
@@ -86,6 +89,9 @@ struct Shared {
     control: Mutex<Control>,
     /// Held while a checkpoint runs.
     checkpointing: Mutex<()>,
+    /// A checkpointed segment whose retirement failed (and whether it was
+    /// to become the spare).
+    unretired: Mutex<Option<(u64, bool)>>,
     /// Wakes the checkpointer, and commits waiting for room.
     changed: Condvar,
 }
@@ -136,11 +142,12 @@ impl LoggedStore {
         let mut overlay = Overlay::default();
         let mut next = 1;
         for n in medium.segments()? {
-            let bytes = medium.read(n)?;
-            let (batches, _) = frame::decode_all(n, &bytes);
-            let mut g = Generation::new(n);
-            for b in batches {
-                g.add(b);
+            let file = medium.open_read(n)?;
+            let mut g = Generation::new(n, Arc::clone(&file), false);
+            let mut at = 0;
+            while let Some(((batch, data_at), end)) = frame::read_frame(n, file.as_ref(), at) {
+                g.add(&batch, 0, end, &data_at);
+                at = end;
             }
             overlay.sealed.push_back(Arc::new(g));
             next = n + 1;
@@ -166,6 +173,7 @@ impl LoggedStore {
             overlay: Mutex::new(overlay),
             control: Mutex::new(Control::default()),
             checkpointing: Mutex::new(()),
+            unretired: Mutex::new(None),
             changed: Condvar::new(),
         });
         let thread = if background {
@@ -193,8 +201,8 @@ impl LoggedStore {
         Ok(())
     }
 
-    /// Record bytes held in memory by the overlay (not yet in redb).
-    pub fn overlay_bytes(&self) -> usize {
+    /// Record bytes logged but not yet checkpointed into redb.
+    pub fn overlay_bytes(&self) -> u64 {
         lock(&self.shared.overlay).bytes()
     }
 }
@@ -256,26 +264,28 @@ impl Shared {
             let n = w.next;
             let (file, capacity) = self.medium.activate(n).map_err(io_error)?;
             w.next = n + 1;
+            let reader = file.reader().map_err(io_error)?;
             w.segment = Some(Active {
                 n,
                 file,
                 capacity,
                 offset: 0,
             });
-            let mut o = lock(&self.overlay);
-            o.active = Generation::new(n);
-            o.active.preallocated = capacity > 0;
+            lock(&self.overlay).active = Some(Generation::new(n, reader, capacity > 0));
         }
         let s = w.segment.as_mut().expect("activated above");
-        let bytes = frame::encode(s.n, batch);
+        let (bytes, data_at) = frame::encode(s.n, batch);
         let at = s.offset;
+        let end = at + bytes.len() as u64;
         if let Err(e) = s.file.write_at(at, &bytes).and_then(|()| s.file.sync()) {
-            w.broken = Some((at, at + bytes.len() as u64));
+            w.broken = Some((at, end));
             return Err(io_error(e));
         }
-        s.offset += bytes.len() as u64;
+        s.offset = end;
         w.last_commit = Instant::now();
-        lock(&self.overlay).active.add(batch.clone());
+        if let Some(g) = lock(&self.overlay).active.as_mut() {
+            g.add(batch, at, end, &data_at);
+        }
         Ok(())
     }
 
@@ -331,8 +341,9 @@ impl Shared {
         debug_assert!(w.broken.is_none(), "a broken segment is repaired first");
         if w.segment.take().is_some() {
             let mut o = lock(&self.overlay);
-            let g = std::mem::take(&mut o.active);
-            o.sealed.push_back(Arc::new(g));
+            if let Some(g) = o.active.take() {
+                o.sealed.push_back(Arc::new(g));
+            }
             drop(o);
             self.changed.notify_all();
         }
@@ -343,33 +354,62 @@ impl Shared {
     fn checkpoint_one(&self) -> Result<bool, StoreError> {
         // One checkpoint at a time (the thread, and `checkpoint` callers).
         let _one = lock(&self.checkpointing);
-        let Some(g) = lock(&self.overlay).sealed.front().cloned() else {
-            return Ok(false);
-        };
-        let result = (|| {
-            if !g.is_empty() {
-                self.redb.commit_ops(&g.ops)?;
-            }
-            // Retired (durably) before the next one, and before the overlay
-            // forgets it: reads never miss it.
-            self.medium
-                .retire(g.segment, g.preallocated)
-                .map_err(io_error)
-        })();
+        let result = self.checkpoint_locked();
         let mut control = lock(&self.control);
         match result {
-            Ok(()) => {
-                lock(&self.overlay).sealed.pop_front();
+            Ok(progress) => {
                 control.failure = None;
                 drop(control);
                 self.changed.notify_all();
-                Ok(true)
+                Ok(progress)
             }
             Err(e) => {
                 control.failure = Some(e.clone());
                 Err(e)
             }
         }
+    }
+
+    fn checkpoint_locked(&self) -> Result<bool, StoreError> {
+        // Segments are retired oldest first: one whose retirement failed
+        // is retried before anything newer.
+        let mut unretired = lock(&self.unretired);
+        if let Some((n, as_spare)) = *unretired {
+            self.medium.retire(n, as_spare).map_err(io_error)?;
+            *unretired = None;
+        }
+        let Some(g) = lock(&self.overlay).sealed.front().cloned() else {
+            return Ok(false);
+        };
+        // Applied in transactions of about CHECKPOINT_CHUNK bytes, frame by
+        // frame: memory stays small whatever the segment size (a crash in
+        // between replays the whole segment, which is harmless).
+        let (mut at, mut ops, mut size) = (0, Vec::new(), 0);
+        while at < g.len {
+            let Some(((batch, _), next)) = frame::read_frame(g.segment, g.file.as_ref(), at) else {
+                return Err(StoreError::Corrupt {
+                    detail: format!("log segment {} unreadable at {at}", g.segment),
+                });
+            };
+            size += (next - at) as usize;
+            ops.extend(batch.ops);
+            at = next;
+            if size >= CHECKPOINT_CHUNK || at >= g.len {
+                self.redb.commit_ops(&ops)?;
+                (ops, size) = (Vec::new(), 0);
+            }
+        }
+        // In redb now: reads stop using the segment...
+        lock(&self.overlay).sealed.pop_front();
+        // ...and once no read holds it, it can be reused as the spare.
+        let as_spare = g.preallocated && Arc::strong_count(&g.file) == 1;
+        let n = g.segment;
+        drop(g);
+        if let Err(e) = self.medium.retire(n, as_spare) {
+            *unretired = Some((n, as_spare));
+            return Err(io_error(e));
+        }
+        Ok(true)
     }
 
     /// Inline maintenance (no background thread): checkpoints what is
@@ -443,7 +483,28 @@ impl Store for LoggedStore {
         let overlay = lock(&self.shared.overlay);
         let mut meta: HashMap<String, Vec<u8>> =
             self.shared.redb.load_meta()?.into_iter().collect();
-        overlay.apply_meta(&mut meta);
+        for g in overlay
+            .sealed
+            .iter()
+            .map(|g| g.as_ref())
+            .chain(overlay.active.as_ref())
+        {
+            let mut at = 0;
+            while let Some(((batch, _), next)) = frame::read_frame(g.segment, g.file.as_ref(), at) {
+                at = next;
+                for op in batch.ops {
+                    match op {
+                        Op::PutMeta { path, meta: blob } => {
+                            meta.insert(path, blob);
+                        }
+                        Op::DeleteMeta { path } => {
+                            meta.remove(&path);
+                        }
+                        Op::Append { .. } | Op::PurgeData { .. } => {}
+                    }
+                }
+            }
+        }
         Ok(meta.into_iter().collect())
     }
 
@@ -466,12 +527,14 @@ impl Store for LoggedStore {
             Vec::new()
         };
         let mut total: usize = out.iter().map(|r| r.data.len()).sum();
-        for r in found.records {
-            if total >= max_bytes && !out.is_empty() {
-                break;
+        if total < max_bytes || out.is_empty() {
+            for r in found.load().map_err(io_error)? {
+                if total >= max_bytes && !out.is_empty() {
+                    break;
+                }
+                total += r.data.len();
+                out.push(r);
             }
-            total += r.data.len();
-            out.push(r);
         }
         Ok(out)
     }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use ds_core::{Config, Engine, Method, Outcome, Request, Response, Store, UnixMillis};
 use durable_streams_server::redb_shards::{Opener, RedbShards};
-use durable_streams_server::wal::medium::{LogMedium, LogSegment};
+use durable_streams_server::wal::medium::{LogMedium, LogRead, LogSegment};
 use durable_streams_server::wal::{LogOptions, LoggedStore};
 
 type DynStore = Arc<dyn Store + Send + Sync>;
@@ -265,12 +265,11 @@ impl LogMedium for CrashLog {
             .collect())
     }
 
-    fn read(&self, n: u64) -> io::Result<Vec<u8>> {
+    fn open_read(&self, n: u64) -> io::Result<Arc<dyn LogRead>> {
         self.alive()?;
         let dir = self.dir.volatile.lock().unwrap();
         let disk = dir.get(&seg_name(n)).ok_or(io::ErrorKind::NotFound)?;
-        let bytes = disk.volatile.lock().unwrap().clone();
-        Ok(bytes)
+        Ok(Arc::new(DiskReader(Arc::clone(disk))))
     }
 
     fn has_spare(&self) -> bool {
@@ -335,7 +334,25 @@ struct CrashSegment {
     power: Arc<Power>,
 }
 
+/// What a running process reads back from a file: its current content.
+struct DiskReader(Arc<Disk>);
+
+impl LogRead for DiskReader {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let v = self.0.volatile.lock().unwrap();
+        let src = v
+            .get(offset as usize..offset as usize + buf.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
 impl LogSegment for CrashSegment {
+    fn reader(&self) -> io::Result<Arc<dyn LogRead>> {
+        Ok(Arc::new(DiskReader(Arc::clone(&self.disk))))
+    }
+
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if self.power.dead.load(Ordering::SeqCst) {
             return Err(io::Error::other("power lost"));

@@ -32,10 +32,12 @@ pub fn payload_len(batch: &Batch) -> usize {
     4 + batch.ops.iter().map(op_size).sum::<usize>()
 }
 
-/// Encodes `batch` as one frame of segment `segment`.
-pub fn encode(segment: u64, batch: &Batch) -> Vec<u8> {
+/// Encodes `batch` as one frame of segment `segment`; also returns where
+/// each append's data starts within the frame (in op order).
+pub fn encode(segment: u64, batch: &Batch) -> (Vec<u8>, Vec<u64>) {
     let size = HEADER + payload_len(batch);
     let mut out = Vec::with_capacity(size);
+    let mut data_at = Vec::new();
     out.extend_from_slice(&[0; HEADER]);
     out.extend_from_slice(&(batch.ops.len() as u32).to_le_bytes());
     for op in &batch.ops {
@@ -54,6 +56,7 @@ pub fn encode(segment: u64, batch: &Batch) -> Vec<u8> {
                 put_path(&mut out, path);
                 out.extend_from_slice(&id.to_le_bytes());
                 out.extend_from_slice(&record.start.to_le_bytes());
+                data_at.push(out.len() as u64 + 8);
                 put_bytes(&mut out, &record.data);
             }
             Op::PurgeData { path, id } => {
@@ -67,41 +70,51 @@ pub fn encode(segment: u64, batch: &Batch) -> Vec<u8> {
     let crc = checksum(segment, &out[HEADER..]);
     out[..4].copy_from_slice(&len.to_le_bytes());
     out[4..HEADER].copy_from_slice(&crc.to_le_bytes());
-    out
+    (out, data_at)
 }
 
-/// The batches of a segment's bytes, in order, and the length of the valid
-/// prefix (where the next frame would be written).
-pub fn decode_all(segment: u64, bytes: &[u8]) -> (Vec<Batch>, usize) {
-    let mut batches = Vec::new();
-    let mut at = 0usize;
-    while let Some((batch, next)) = decode_one(segment, bytes, at) {
-        batches.push(batch);
-        at = next;
-    }
-    (batches, at)
-}
+/// One decoded frame: its batch, and where each append's data starts in
+/// the segment (in op order).
+pub type Decoded = (Batch, Vec<u64>);
 
-fn decode_one(segment: u64, bytes: &[u8], at: usize) -> Option<(Batch, usize)> {
-    let header = bytes.get(at..at.checked_add(HEADER)?)?;
+/// Reads the frame at `at` of segment `segment` through `file`: its batch,
+/// each append's data offset in the segment, and where the next frame
+/// starts. `None` where the log ends (zeros, a torn or foreign frame, or
+/// the end of the file).
+pub fn read_frame(
+    segment: u64,
+    file: &dyn super::medium::LogRead,
+    at: u64,
+) -> Option<(Decoded, u64)> {
+    let mut header = [0u8; HEADER];
+    file.read_at(at, &mut header).ok()?;
     let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
     if len == 0 {
         return None;
     }
-    let end = at.checked_add(HEADER)?.checked_add(len)?;
-    let payload = bytes.get(at + HEADER..end)?;
-    if checksum(segment, payload) != crc {
+    let mut payload = vec![0u8; len];
+    file.read_at(at + HEADER as u64, &mut payload).ok()?;
+    if checksum(segment, &payload) != crc {
         return None;
     }
-    let batch = decode_payload(payload)?;
-    Some((batch, end))
+    let (batch, data_at) = decode_payload(&payload)?;
+    let base = at + HEADER as u64;
+    let next = base + len as u64;
+    Some((
+        (batch, data_at.into_iter().map(|d| base + d).collect()),
+        next,
+    ))
 }
 
-fn decode_payload(payload: &[u8]) -> Option<Batch> {
-    let mut r = Reader(payload);
+fn decode_payload(payload: &[u8]) -> Option<(Batch, Vec<u64>)> {
+    let mut r = Reader {
+        rest: payload,
+        at: 0,
+    };
     let count = r.u32()? as usize;
     let mut ops = Vec::with_capacity(count.min(payload.len()));
+    let mut data_at = Vec::new();
     for _ in 0..count {
         let op = match r.u8()? {
             PUT_META => Op::PutMeta {
@@ -113,6 +126,7 @@ fn decode_payload(payload: &[u8]) -> Option<Batch> {
                 let path = r.path()?;
                 let id = r.u64()?;
                 let start = r.u64()?;
+                data_at.push((r.at + 8) as u64);
                 let data = r.bytes()?;
                 Op::Append {
                     path,
@@ -128,7 +142,7 @@ fn decode_payload(payload: &[u8]) -> Option<Batch> {
         };
         ops.push(op);
     }
-    r.0.is_empty().then_some(Batch { ops })
+    r.rest.is_empty().then_some((Batch { ops }, data_at))
 }
 
 fn checksum(segment: u64, payload: &[u8]) -> u32 {
@@ -157,15 +171,20 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-struct Reader<'a>(&'a [u8]);
+struct Reader<'a> {
+    rest: &'a [u8],
+    /// Bytes consumed so far.
+    at: usize,
+}
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
+        if self.rest.len() < n {
             return None;
         }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        self.at += n;
         Some(head)
     }
     fn u8(&mut self) -> Option<u8> {
@@ -190,6 +209,30 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+
+    struct Bytes<'a>(&'a [u8]);
+
+    impl super::super::medium::LogRead for Bytes<'_> {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            let src = self
+                .0
+                .get(offset as usize..offset as usize + buf.len())
+                .ok_or(io::ErrorKind::UnexpectedEof)?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+    }
+
+    /// Every frame of a segment's bytes, and where the valid prefix ends.
+    fn decode_all(segment: u64, bytes: &[u8]) -> (Vec<Decoded>, usize) {
+        let (mut frames, mut at) = (Vec::new(), 0);
+        while let Some((frame, next)) = read_frame(segment, &Bytes(bytes), at) {
+            frames.push(frame);
+            at = next;
+        }
+        (frames, at as usize)
+    }
 
     fn sample() -> Batch {
         Batch {
@@ -219,30 +262,35 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_the_log_ends_at_zeros() {
-        let mut seg = encode(5, &sample());
+        let (mut seg, data_at) = encode(5, &sample());
         let first = seg.len();
-        seg.extend(encode(5, &Batch { ops: vec![] }));
+        // The data offset points at the append's bytes.
+        assert_eq!(&seg[data_at[0] as usize..][..5], b"hello");
+        seg.extend(encode(5, &Batch { ops: vec![] }).0);
         let valid = seg.len();
         seg.extend([0u8; 64]);
-        let (batches, end) = decode_all(5, &seg);
+        let (frames, end) = decode_all(5, &seg);
+        let batches: Vec<Batch> = frames.iter().map(|(b, _)| b.clone()).collect();
         assert_eq!(batches, vec![sample(), Batch { ops: vec![] }]);
+        assert_eq!(frames[0].1, data_at);
         assert_eq!(end, valid);
         assert!(first < valid);
     }
 
     #[test]
     fn a_torn_or_foreign_frame_ends_the_log() {
-        let a = encode(5, &sample());
+        let a = encode(5, &sample()).0;
         let mut seg = a.clone();
-        seg.extend(encode(5, &sample()));
+        seg.extend(encode(5, &sample()).0);
         // Torn: the second frame's last byte never reached the disk.
         let torn = &seg[..seg.len() - 1];
-        assert_eq!(decode_all(5, torn), (vec![sample()], a.len()));
+        let (frames, end) = decode_all(5, torn);
+        assert_eq!((frames.len(), end), (1, a.len()));
         // Flipped bit in the payload.
         let mut flipped = seg.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert_eq!(decode_all(5, &flipped).1, a.len());
         // A frame written for segment 4 (a reused file) is not ours.
-        assert_eq!(decode_all(6, &seg), (vec![], 0));
+        assert_eq!(decode_all(6, &seg).1, 0);
     }
 }

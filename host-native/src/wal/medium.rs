@@ -5,14 +5,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A set of numbered segment files, plus one spare: a preallocated file
 /// that becomes the next segment, so rotating never waits for zero-filling.
 pub trait LogMedium: Send + Sync + 'static {
     /// Numbers of the segments present, ascending.
     fn segments(&self) -> io::Result<Vec<u64>>;
-    /// The whole content of segment `n`.
-    fn read(&self, n: u64) -> io::Result<Vec<u8>>;
+    /// A read handle on segment `n` (it stays valid after `n` is retired).
+    fn open_read(&self, n: u64) -> io::Result<Arc<dyn LogRead>>;
     /// True when a spare is ready.
     fn has_spare(&self) -> bool;
     /// Creates the spare: `len` zero bytes, durably. Refuses (StorageFull)
@@ -34,8 +35,16 @@ pub trait LogMedium: Send + Sync + 'static {
     fn retire(&self, n: u64, as_spare: bool) -> io::Result<()>;
 }
 
+/// Reads of a segment's durable frames (shared by concurrent readers).
+pub trait LogRead: Send + Sync {
+    /// Fills `buf` from `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
 /// One segment open for writing.
 pub trait LogSegment: Send {
+    /// A read handle on this segment.
+    fn reader(&self) -> io::Result<Arc<dyn LogRead>>;
     /// Writes `data` at `offset` (not yet durable).
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Makes every completed write durable (`fdatasync`).
@@ -63,7 +72,17 @@ impl DirMedium {
 
 struct FileSegment(File);
 
+impl LogRead for File {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.read_exact_at(buf, offset)
+    }
+}
+
 impl LogSegment for FileSegment {
+    fn reader(&self) -> io::Result<Arc<dyn LogRead>> {
+        Ok(Arc::new(self.0.try_clone()?))
+    }
+
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.0.write_all_at(data, offset)
     }
@@ -97,8 +116,8 @@ impl LogMedium for DirMedium {
         Ok(out)
     }
 
-    fn read(&self, n: u64) -> io::Result<Vec<u8>> {
-        fs::read(self.path(n))
+    fn open_read(&self, n: u64) -> io::Result<Arc<dyn LogRead>> {
+        Ok(Arc::new(File::open(self.path(n))?))
     }
 
     fn has_spare(&self) -> bool {
@@ -170,7 +189,7 @@ impl LogMedium for DirMedium {
             Err(e) => return Err(e),
         };
         self.sync_dir()?;
-        let file = OpenOptions::new().write(true).open(&path)?;
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
         Ok((Box::new(FileSegment(file)), capacity))
     }
 

@@ -1,44 +1,80 @@
 //! What the log holds that redb does not yet: one [`Generation`] per log
-//! segment, readable until its checkpoint lands in redb.
+//! segment. A generation keeps only an index (where each stream's records
+//! sit in the segment file); record bytes are read back from the file, so
+//! memory holds ~24 bytes per recent record, not the record.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::io;
 use std::sync::Arc;
 
 use ds_core::{Batch, Op, Record, StreamId};
 
-/// The batches logged in one segment, in commit order, indexed for reads.
-#[derive(Default)]
+use super::medium::LogRead;
+
+/// Where one record's bytes sit in a segment file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Loc {
+    /// Position of the record's first byte in its stream.
+    start: u64,
+    /// Offset of its bytes in the segment file.
+    at: u64,
+    len: u64,
+}
+
+impl Loc {
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
+/// The batches logged in one segment, indexed for reads.
 pub struct Generation {
     /// The segment these batches were logged in.
     pub segment: u64,
-    /// Every op, in commit order: what the checkpoint applies to redb.
-    pub ops: Vec<Op>,
-    /// Per stream, the indexes in `ops` of its appends (ascending positions).
-    records: HashMap<StreamId, Vec<usize>>,
-    /// Streams whose data this generation purged.
-    purged: HashSet<StreamId>,
-    /// Record bytes held.
-    pub bytes: usize,
+    /// Reads the segment's frames.
+    pub file: Arc<dyn LogRead>,
+    /// Bytes of valid frames in the segment.
+    pub len: u64,
     /// The segment file was preallocated (it can become the next spare).
     pub preallocated: bool,
+    /// Per stream, where its appends sit (ascending positions).
+    records: HashMap<StreamId, Vec<Loc>>,
+    /// Streams whose data this generation purged.
+    purged: HashSet<StreamId>,
+    /// Record bytes logged.
+    pub bytes: u64,
 }
 
 impl Generation {
-    /// An empty generation for segment `segment`.
-    pub fn new(segment: u64) -> Generation {
+    /// An empty generation for segment `segment`, read through `file`.
+    pub fn new(segment: u64, file: Arc<dyn LogRead>, preallocated: bool) -> Generation {
         Generation {
             segment,
-            ..Generation::default()
+            file,
+            len: 0,
+            preallocated,
+            records: HashMap::new(),
+            purged: HashSet::new(),
+            bytes: 0,
         }
     }
 
-    /// Adds a committed batch.
-    pub fn add(&mut self, batch: Batch) {
-        for op in batch.ops {
-            match &op {
+    /// Indexes a batch logged as the frame at `frame_at` .. `frame_end`;
+    /// `data_at` holds each append's data offset (in op order, relative to
+    /// `frame_at`).
+    pub fn add(&mut self, batch: &Batch, frame_at: u64, frame_end: u64, data_at: &[u64]) {
+        let mut appends = data_at.iter();
+        for op in &batch.ops {
+            match op {
                 Op::Append { id, record, .. } => {
-                    self.bytes += record.data.len();
-                    self.records.entry(*id).or_default().push(self.ops.len());
+                    let at = frame_at + appends.next().expect("one offset per append");
+                    let len = record.data.len() as u64;
+                    self.bytes += len;
+                    self.records.entry(*id).or_default().push(Loc {
+                        start: record.start,
+                        at,
+                        len,
+                    });
                 }
                 Op::PurgeData { id, .. } => {
                     self.records.remove(id);
@@ -46,168 +82,200 @@ impl Generation {
                 }
                 Op::PutMeta { .. } | Op::DeleteMeta { .. } => {}
             }
-            self.ops.push(op);
         }
-    }
-
-    /// True when nothing was logged in this generation.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
-    fn record(&self, i: usize) -> &Record {
-        match &self.ops[i] {
-            Op::Append { record, .. } => record,
-            _ => unreachable!("record indexes point at appends"),
-        }
+        self.len = self.len.max(frame_end);
     }
 }
 
 /// The active generation and the sealed ones waiting for their checkpoint.
 #[derive(Default)]
 pub struct Overlay {
-    /// Receives new batches.
-    pub active: Generation,
+    /// Receives new batches (none before the first segment is activated).
+    pub active: Option<Generation>,
     /// Oldest first; the checkpointer applies the front one to redb.
     pub sealed: VecDeque<Arc<Generation>>,
 }
 
-/// What the overlay has of one stream for a read.
+/// What the overlay has of one stream for a read, resolved to file ranges
+/// under the overlay lock and read after it ([`Found::load`]).
 pub struct Found {
     /// Position of the stream's first record in the overlay, if any: every
     /// record below it is in redb.
     pub first: Option<u64>,
-    /// The overlay's records overlapping the read, starting with the one
-    /// that contains `from` (when it is in the overlay).
-    pub records: Vec<Record>,
     /// True when the overlay purged the stream: redb holds nothing of it.
     pub purged: bool,
+    /// Records overlapping the read, with the file that holds each.
+    picks: Vec<(Arc<dyn LogRead>, Loc)>,
 }
 
 impl Overlay {
     /// Generations oldest first, active last.
-    fn generations(&self) -> impl DoubleEndedIterator<Item = &Generation> {
+    fn generations(&self) -> impl Iterator<Item = &Generation> {
         self.sealed
             .iter()
             .map(|g| g.as_ref())
-            .chain(std::iter::once(&self.active))
+            .chain(self.active.as_ref())
     }
 
-    /// The overlay's records of stream `id` overlapping `[from, end)`, copied
-    /// until their total reaches `max_bytes` (the same rule as
-    /// [`ds_core::Store::read`]).
+    /// The overlay's records of stream `id` overlapping `[from, end)`,
+    /// starting with the one that contains `from`, until their total
+    /// reaches `max_bytes` (the rule of [`ds_core::Store::read`]).
     pub fn find(&self, id: StreamId, from: u64, end: u64, max_bytes: usize) -> Found {
-        // Generations older than the newest purge of `id` do not count.
         let gens: Vec<&Generation> = self.generations().collect();
+        // Generations older than the newest purge of `id` do not count.
         let newest_purge = gens.iter().rposition(|g| g.purged.contains(&id));
-        let live = &gens[newest_purge.unwrap_or(0)..];
         let mut found = Found {
             first: None,
-            records: Vec::new(),
             purged: newest_purge.is_some(),
+            picks: Vec::new(),
         };
-        let mut total = 0usize;
-        for g in live {
-            let Some(indexes) = g.records.get(&id) else {
+        let mut total = 0u64;
+        for g in &gens[newest_purge.unwrap_or(0)..] {
+            let Some(locs) = g.records.get(&id) else {
                 continue;
             };
             if found.first.is_none() {
-                found.first = indexes.first().map(|&i| g.record(i).start);
+                found.first = locs.first().map(|l| l.start);
             }
-            // The first record that ends past `from`.
-            let skip = indexes.partition_point(|&i| g.record(i).end() <= from);
-            for &i in &indexes[skip..] {
-                let r = g.record(i);
-                if r.start >= end || (total >= max_bytes && !found.records.is_empty()) {
+            let skip = locs.partition_point(|l| l.end() <= from);
+            for loc in &locs[skip..] {
+                if loc.start >= end || (total >= max_bytes as u64 && !found.picks.is_empty()) {
                     return found;
                 }
-                total += r.data.len();
-                found.records.push(r.clone());
+                total += loc.len;
+                found.picks.push((Arc::clone(&g.file), *loc));
             }
         }
         found
     }
 
-    /// Applies the overlay's metadata changes, oldest first, to `meta`.
-    pub fn apply_meta(&self, meta: &mut HashMap<String, Vec<u8>>) {
-        for g in self.generations() {
-            for op in &g.ops {
-                match op {
-                    Op::PutMeta { path, meta: blob } => {
-                        meta.insert(path.clone(), blob.clone());
-                    }
-                    Op::DeleteMeta { path } => {
-                        meta.remove(path);
-                    }
-                    Op::Append { .. } | Op::PurgeData { .. } => {}
-                }
-            }
-        }
-    }
-
-    /// Record bytes held by every generation.
-    pub fn bytes(&self) -> usize {
+    /// Record bytes logged in every generation.
+    pub fn bytes(&self) -> u64 {
         self.generations().map(|g| g.bytes).sum()
+    }
+}
+
+/// Reads spanning less than this between two records of the same file are
+/// merged into one read.
+const MERGE_GAP: u64 = 4096;
+
+impl Found {
+    /// Reads the picked records' bytes: records close together in the same
+    /// file come from one read.
+    pub fn load(self) -> io::Result<Vec<Record>> {
+        let mut out = Vec::with_capacity(self.picks.len());
+        let mut i = 0;
+        while i < self.picks.len() {
+            let (file, first) = &self.picks[i];
+            let mut j = i + 1;
+            let mut span_end = first.at + first.len;
+            while let Some((f, loc)) = self.picks.get(j) {
+                if !Arc::ptr_eq(f, file) || loc.at < span_end || loc.at - span_end > MERGE_GAP {
+                    break;
+                }
+                span_end = loc.at + loc.len;
+                j += 1;
+            }
+            let mut span = vec![0u8; usize::try_from(span_end - first.at).unwrap_or(usize::MAX)];
+            file.read_at(first.at, &mut span)?;
+            for (_, loc) in &self.picks[i..j] {
+                let from = (loc.at - first.at) as usize;
+                out.push(Record {
+                    start: loc.start,
+                    data: span[from..from + loc.len as usize].to_vec(),
+                });
+            }
+            i = j;
+        }
+        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
-    fn append(id: StreamId, start: u64, data: &str) -> Batch {
-        Batch {
-            ops: vec![Op::Append {
-                path: "/s".into(),
-                id,
-                record: Record {
-                    start,
-                    data: data.as_bytes().to_vec(),
-                },
-            }],
+    struct Mem(Mutex<Vec<u8>>);
+
+    impl LogRead for Mem {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            let v = self.0.lock().unwrap();
+            buf.copy_from_slice(&v[offset as usize..offset as usize + buf.len()]);
+            Ok(())
         }
+    }
+
+    /// A generation whose "file" holds each appended record at a known spot.
+    fn gen(segment: u64, appends: &[(StreamId, u64, &str)]) -> Generation {
+        let file = Arc::new(Mem(Mutex::new(Vec::new())));
+        let mut g = Generation::new(segment, file.clone(), false);
+        for (id, start, data) in appends {
+            let mut v = file.0.lock().unwrap();
+            let at = v.len() as u64;
+            v.extend_from_slice(b"hdr");
+            v.extend_from_slice(data.as_bytes());
+            let end = v.len() as u64;
+            drop(v);
+            let batch = Batch {
+                ops: vec![Op::Append {
+                    path: "/s".into(),
+                    id: *id,
+                    record: Record {
+                        start: *start,
+                        data: data.as_bytes().to_vec(),
+                    },
+                }],
+            };
+            g.add(&batch, at, end, &[3]);
+        }
+        g
+    }
+
+    fn starts(f: Found) -> Vec<(u64, String)> {
+        f.load()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.start, String::from_utf8(r.data).unwrap()))
+            .collect()
     }
 
     #[test]
     fn finds_across_generations_from_the_record_containing_from() {
-        let mut old = Generation::new(1);
-        old.add(append(1, 10, "abc"));
-        old.add(append(2, 0, "zz"));
-        old.add(append(1, 13, "de"));
         let mut o = Overlay::default();
-        o.sealed.push_back(Arc::new(old));
-        o.active = Generation::new(2);
-        o.active.add(append(1, 15, "fgh"));
+        o.sealed.push_back(Arc::new(gen(
+            1,
+            &[(1, 10, "abc"), (2, 0, "zz"), (1, 13, "de")],
+        )));
+        o.active = Some(gen(2, &[(1, 15, "fgh")]));
 
         let f = o.find(1, 14, u64::MAX, usize::MAX);
         assert_eq!(f.first, Some(10));
-        let starts: Vec<u64> = f.records.iter().map(|r| r.start).collect();
-        assert_eq!(starts, vec![13, 15]);
+        assert_eq!(starts(f), vec![(13, "de".into()), (15, "fgh".into())]);
         // Below the overlay: nothing from it, but `first` says where redb ends.
         let f = o.find(1, 0, 10, usize::MAX);
-        assert!(f.records.is_empty());
         assert_eq!(f.first, Some(10));
+        assert!(starts(f).is_empty());
         // The budget: stop once reached, but always at least one record.
-        let f = o.find(1, 10, u64::MAX, 1);
-        assert_eq!(f.records.len(), 1);
-        let f = o.find(1, 10, u64::MAX, 4);
-        assert_eq!(f.records.len(), 2);
+        assert_eq!(starts(o.find(1, 10, u64::MAX, 1)).len(), 1);
+        assert_eq!(starts(o.find(1, 10, u64::MAX, 4)).len(), 2);
     }
 
     #[test]
     fn a_purge_hides_older_generations() {
-        let mut old = Generation::new(1);
-        old.add(append(1, 0, "abc"));
         let mut o = Overlay::default();
-        o.sealed.push_back(Arc::new(old));
-        o.active = Generation::new(2);
-        o.active.add(Batch {
+        o.sealed.push_back(Arc::new(gen(1, &[(1, 0, "abc")])));
+        let mut active = gen(2, &[]);
+        let purge = Batch {
             ops: vec![Op::PurgeData {
                 path: "/s".into(),
                 id: 1,
             }],
-        });
+        };
+        active.add(&purge, 0, 10, &[]);
+        o.active = Some(active);
         let f = o.find(1, 0, u64::MAX, usize::MAX);
-        assert!(f.purged && f.records.is_empty() && f.first.is_none());
+        assert!(f.purged && f.first.is_none());
+        assert!(starts(f).is_empty());
     }
 }
