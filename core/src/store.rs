@@ -38,10 +38,15 @@ pub enum Op {
     /// Remove the metadata of `path`.
     DeleteMeta { path: String },
     /// Store a data record of stream `id` (which lives under `path`).
+    /// `mergeable`: a byte-stream record, which a store may merge with the
+    /// adjacent records of the same stream (byte reads cut at any
+    /// position). False for a JSON message: its record boundaries are
+    /// message boundaries (PROTOCOL §9.1) and must be kept.
     Append {
         path: String,
         id: StreamId,
         record: Record,
+        mergeable: bool,
     },
     /// Remove every data record of stream `id` (which lived under `path`).
     PurgeData { path: String, id: StreamId },

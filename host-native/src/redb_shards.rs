@@ -268,7 +268,19 @@ impl RedbShards {
                     Op::DeleteMeta { path } => {
                         meta.remove(path.as_str())?;
                     }
-                    Op::Append { id, record, .. } => {
+                    Op::Append {
+                        id,
+                        record,
+                        mergeable,
+                        ..
+                    } => {
+                        if *mergeable && record.data.len() > 1 {
+                            // A merged record replaces any smaller ones an
+                            // earlier checkpoint of the same log stored
+                            // inside its range: records never overlap.
+                            let inside = (*id, record.start + 1)..(*id, record.end());
+                            data.retain_in(inside, |_, _| false)?;
+                        }
                         data.insert((*id, record.start), record.data.as_slice())?;
                     }
                     Op::PurgeData { id, .. } => {

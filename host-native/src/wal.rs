@@ -45,6 +45,46 @@ use overlay::{Generation, Overlay};
 /// Bytes of log applied to redb per checkpoint transaction.
 const CHECKPOINT_CHUNK: usize = 256 << 10;
 
+/// Largest record a checkpoint makes by merging adjacent byte-stream
+/// records: catch-up reads then fetch a few large values from redb instead
+/// of one small value per append.
+const MERGED_RECORD: usize = 64 << 10;
+
+/// Appends `op` to `ops`, merging a mergeable append into the previous
+/// record of its stream when that one is adjacent (`open`: index in `ops`
+/// of each stream's last mergeable append).
+fn push_merging(ops: &mut Vec<Op>, open: &mut HashMap<StreamId, usize>, op: Op) {
+    match op {
+        Op::Append {
+            path,
+            id,
+            record,
+            mergeable: true,
+        } => {
+            if let Some(Op::Append { record: prev, .. }) = open.get(&id).map(|&i| &mut ops[i]) {
+                if prev.end() == record.start
+                    && prev.data.len() + record.data.len() <= MERGED_RECORD
+                {
+                    prev.data.extend_from_slice(&record.data);
+                    return;
+                }
+            }
+            open.insert(id, ops.len());
+            ops.push(Op::Append {
+                path,
+                id,
+                record,
+                mergeable: true,
+            });
+        }
+        Op::Append { id, .. } | Op::PurgeData { id, .. } => {
+            open.remove(&id);
+            ops.push(op);
+        }
+        Op::PutMeta { .. } | Op::DeleteMeta { .. } => ops.push(op),
+    }
+}
+
 /// Tuning of a [`LoggedStore`].
 #[derive(Clone, Debug)]
 pub struct LogOptions {
@@ -385,6 +425,7 @@ impl Shared {
         // frame: memory stays small whatever the segment size (a crash in
         // between replays the whole segment, which is harmless).
         let (mut at, mut ops, mut size) = (0, Vec::new(), 0);
+        let mut open = HashMap::new();
         while at < g.len {
             let Some(((batch, _), next)) = frame::read_frame(g.segment, g.file.as_ref(), at) else {
                 return Err(StoreError::Corrupt {
@@ -392,11 +433,14 @@ impl Shared {
                 });
             };
             size += (next - at) as usize;
-            ops.extend(batch.ops);
+            for op in batch.ops {
+                push_merging(&mut ops, &mut open, op);
+            }
             at = next;
             if size >= CHECKPOINT_CHUNK || at >= g.len {
                 self.redb.commit_ops(&ops)?;
                 (ops, size) = (Vec::new(), 0);
+                open.clear();
             }
         }
         // In redb now: reads stop using the segment...

@@ -192,8 +192,15 @@ fn export_import_round_trip_stream_by_stream() {
     assert_eq!(inspected["closed"], true);
     assert_eq!(inspected["closed_by"]["producer"], "writer-1");
     assert_eq!(inspected["producers"]["writer-1"]["epoch"], 3);
-    assert_eq!(inspected["records"], 2);
-    assert_eq!(inspected["first_records"][1]["text"], "b");
+    // Two appends ("a", "b"); the store may have merged them into one
+    // record when it checkpointed the log (byte streams only).
+    let records = inspected["first_records"].as_array().unwrap();
+    assert_eq!(inspected["records"], records.len());
+    let text: String = records
+        .iter()
+        .map(|r| r["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "ab");
 
     let out = ok(&["import", "--data-dir", s(&b), "-i", s(&archive)]);
     assert!(out.contains("imported 7 streams"), "{out}");

@@ -16,6 +16,7 @@ fn batch(records: &[(u64, usize)]) -> Batch {
                 start: *start,
                 data,
             },
+            mergeable: true,
         });
     }
     b

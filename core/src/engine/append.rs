@@ -109,6 +109,7 @@ impl<S: Store> Engine<S> {
                 path: req.path.clone(),
                 id: next.id,
                 record: Record { start, data },
+                mergeable: !json,
             });
         }
         if close {

@@ -308,6 +308,7 @@ impl<S: Store> Engine<S> {
                         path: inc.path.clone(),
                         id: meta.id,
                         record: Record { start, data: bytes },
+                        mergeable: !crate::json::is_json(&meta.content_type),
                     });
                     if inc.batch_bytes >= IMPORT_GROUP_BYTES {
                         self.stage_internal(std::mem::take(&mut inc.batch));

@@ -88,6 +88,7 @@ impl<S: Store> Engine<S> {
                 path: req.path.clone(),
                 id: meta.id,
                 record: Record { start, data },
+                mergeable: !is_json(&meta.content_type),
             });
         }
         meta.closed = spec.closed;

@@ -8,6 +8,7 @@
 //!         | 1 path                 DeleteMeta
 //!         | 2 path id start data   Append
 //!         | 3 path id              PurgeData
+//!         | 4 path id start data   Append (mergeable: a byte-stream record)
 //! path    = len:u32le utf8[len]    meta, data = len:u64le bytes[len]
 //! id, start = u64le
 //! ```
@@ -26,6 +27,7 @@ const PUT_META: u8 = 0;
 const DELETE_META: u8 = 1;
 const APPEND: u8 = 2;
 const PURGE_DATA: u8 = 3;
+const APPEND_MERGEABLE: u8 = 4;
 
 /// Length of `batch`'s frame payload (the frame is [`HEADER`] longer).
 pub fn payload_len(batch: &Batch) -> usize {
@@ -51,8 +53,13 @@ pub fn encode(segment: u64, batch: &Batch) -> (Vec<u8>, Vec<u64>) {
                 out.push(DELETE_META);
                 put_path(&mut out, path);
             }
-            Op::Append { path, id, record } => {
-                out.push(APPEND);
+            Op::Append {
+                path,
+                id,
+                record,
+                mergeable,
+            } => {
+                out.push(if *mergeable { APPEND_MERGEABLE } else { APPEND });
                 put_path(&mut out, path);
                 out.extend_from_slice(&id.to_le_bytes());
                 out.extend_from_slice(&record.start.to_le_bytes());
@@ -122,7 +129,7 @@ fn decode_payload(payload: &[u8]) -> Option<(Batch, Vec<u64>)> {
                 meta: r.bytes()?,
             },
             DELETE_META => Op::DeleteMeta { path: r.path()? },
-            APPEND => {
+            tag @ (APPEND | APPEND_MERGEABLE) => {
                 let path = r.path()?;
                 let id = r.u64()?;
                 let start = r.u64()?;
@@ -132,6 +139,7 @@ fn decode_payload(payload: &[u8]) -> Option<(Batch, Vec<u64>)> {
                     path,
                     id,
                     record: Record { start, data },
+                    mergeable: tag == APPEND_MERGEABLE,
                 }
             }
             PURGE_DATA => Op::PurgeData {
@@ -248,6 +256,16 @@ mod tests {
                         start: 12,
                         data: b"hello".to_vec(),
                     },
+                    mergeable: true,
+                },
+                Op::Append {
+                    path: "/s/j".into(),
+                    id: 8,
+                    record: Record {
+                        start: 0,
+                        data: b"[1]".to_vec(),
+                    },
+                    mergeable: false,
                 },
                 Op::DeleteMeta {
                     path: "/s/b".into(),

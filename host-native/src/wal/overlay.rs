@@ -225,6 +225,7 @@ mod tests {
                         start: *start,
                         data: data.as_bytes().to_vec(),
                     },
+                    mergeable: true,
                 }],
             };
             g.add(&batch, at, end, &[3]);
