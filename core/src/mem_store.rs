@@ -104,6 +104,29 @@ impl Store for MemStore {
         Ok(collect_records(before, after, from, end, max_bytes))
     }
 
+    fn read_bytes(
+        &self,
+        _path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let t = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        let first = t
+            .records
+            .range((id, 0)..=(id, from))
+            .next_back()
+            .map(|(k, v)| (k.1, v.as_slice()));
+        let rest = t
+            .records
+            .range((id, from.saturating_add(1))..(id, u64::MAX))
+            .map(|(k, v)| (k.1, v.as_slice()));
+        crate::store::copy_range(first.into_iter().chain(rest), from, end, max_bytes, out);
+        Ok(())
+    }
+
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut t = self.tables.write().unwrap_or_else(|p| p.into_inner());
         for op in &batch.ops {

@@ -116,6 +116,62 @@ pub trait Store {
     /// Applies `batch` durably. On error nothing of it is visible (per shard;
     /// see the module docs). Called by one committer at a time.
     fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+
+    /// Appends to `out` the bytes of stream `id` from position `from` up to
+    /// `end` (exclusive), at most `max_bytes` of them, ignoring record
+    /// boundaries (byte-stream reads). Stores override it to copy once,
+    /// straight from their storage into `out`.
+    fn read_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        // Every record overlapping [from, limit): a budget in whole records
+        // could stop short inside a large first record.
+        let limit = end.min(from.saturating_add(max_bytes as u64));
+        let records = self.read(path, id, from, limit, usize::MAX)?;
+        copy_range(
+            records.iter().map(|r| (r.start, r.data.as_slice())),
+            from,
+            end,
+            max_bytes,
+            out,
+        );
+        Ok(())
+    }
+}
+
+/// Appends to `out` the part of `records` (ascending `(start, bytes)`) that
+/// lies in `[from, end)`, at most `max_bytes`; stops at the first gap.
+/// Returns the position reached.
+pub fn copy_range<'a>(
+    records: impl IntoIterator<Item = (u64, &'a [u8])>,
+    from: u64,
+    end: u64,
+    max_bytes: usize,
+    out: &mut Vec<u8>,
+) -> u64 {
+    let mut pos = from;
+    let limit = end.min(from.saturating_add(max_bytes as u64));
+    for (start, data) in records {
+        if pos >= limit || start > pos {
+            break;
+        }
+        let skip = usize::try_from(pos - start).unwrap_or(usize::MAX);
+        if skip >= data.len() {
+            continue;
+        }
+        let take = usize::try_from(limit - pos)
+            .unwrap_or(usize::MAX)
+            .min(data.len() - skip);
+        out.extend_from_slice(&data[skip..skip + take]);
+        pos += take as u64;
+    }
+    pos
 }
 
 impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
@@ -136,5 +192,17 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         (**self).commit(batch)
+    }
+
+    fn read_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        (**self).read_bytes(path, id, from, end, max_bytes, out)
     }
 }

@@ -47,6 +47,8 @@ pub struct Driver {
     /// Commit on the calling thread (memory storage: a commit is a map
     /// update, so handing it to the committer thread only adds latency).
     inline_commit: bool,
+    /// The engine's request body limit (its config is fixed once open).
+    max_body_bytes: usize,
 }
 
 impl Driver {
@@ -64,6 +66,7 @@ impl Driver {
         inline_commit: bool,
     ) -> Arc<Driver> {
         let (shutdown, _) = watch::channel(false);
+        let max_body_bytes = engine.config().max_body_bytes;
         let driver = Arc::new_cyclic(|me| Driver {
             engine: Mutex::new(engine),
             store,
@@ -78,6 +81,7 @@ impl Driver {
             closing: std::sync::atomic::AtomicBool::new(false),
             committer: Mutex::new(None),
             inline_commit,
+            max_body_bytes,
         });
         let weak = Arc::downgrade(&driver);
         let thread = std::thread::Builder::new()
@@ -88,6 +92,11 @@ impl Driver {
         // Whatever opening staged (a new server secret) gets committed.
         driver.signal_work();
         driver
+    }
+
+    /// The largest request body the engine accepts.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
     }
 
     /// Handles a request: the response, a long-poll to park, or (for a

@@ -159,20 +159,23 @@ impl Ops {
         Ok(())
     }
 
-    fn request_id(&self, req: &Request) -> String {
-        let given = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()));
-        match given {
-            Some(id) => id.to_string(),
-            None => format!(
-                "{:08x}-{}",
-                self.request_prefix,
-                self.next_request.fetch_add(1, Ordering::Relaxed)
-            ),
+    /// The client's `x-request-id` when it is sane, else a new one
+    /// (`{prefix:08x}-{counter}`), formatted without a heap string.
+    fn request_id(&self, req: &Request) -> HeaderValue {
+        let given = req.headers().get("x-request-id").filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+        });
+        if let Some(id) = given {
+            return id.clone();
         }
+        use std::io::Write;
+        let mut buf = [0u8; 32];
+        let mut w = &mut buf[..];
+        let n = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let _ = write!(w, "{:08x}-{n}", self.request_prefix);
+        let len = 32 - w.len();
+        HeaderValue::from_bytes(&buf[..len]).expect("hex digits, a dash and digits")
     }
 }
 
@@ -227,14 +230,15 @@ async fn gate(State(ops): State<Arc<Ops>>, req: Request, next: Next) -> Response
     let Some(rel) = req.uri().path().strip_prefix(ops.root.as_str()) else {
         return next.run(req).await;
     };
-    let rel = rel.to_string();
+    let operation = operation(&req, rel);
     let id = ops.request_id(&req);
-    let span = tracing::debug_span!("request", id = %id);
-    async move {
+    // The span and the log line cost allocations: only when they are wanted.
+    let debug = tracing::enabled!(tracing::Level::DEBUG);
+    let logged = debug.then(|| (req.method().clone(), req.uri().path().to_string()));
+    let span = debug.then(|| tracing::debug_span!("request", id = id.to_str().unwrap_or("")));
+    let handled = async move {
         let started = Instant::now();
-        let operation = operation(&req, &rel);
-        let (method, path) = (req.method().clone(), req.uri().path().to_string());
-        let mut res = admit(&ops, req, &rel, operation, next).await;
+        let mut res = admit(&ops, req, operation, next).await;
         let status = res.status().as_u16();
         let m = &ops.metrics;
         m.requests
@@ -243,30 +247,28 @@ async fn gate(State(ops): State<Arc<Ops>>, req: Request, next: Next) -> Response
         m.latency
             .get_or_create(&OperationLabels { operation })
             .observe(started.elapsed().as_secs_f64());
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            res.headers_mut().insert("x-request-id", v);
+        res.headers_mut().insert("x-request-id", id);
+        if let Some((method, path)) = logged {
+            tracing::debug!(
+                %method,
+                path,
+                status,
+                ms = started.elapsed().as_millis() as u64,
+                "request"
+            );
         }
-        tracing::debug!(
-            %method,
-            path,
-            status,
-            ms = started.elapsed().as_millis() as u64,
-            "request"
-        );
         res
+    };
+    match span {
+        Some(span) => handled.instrument(span).await,
+        None => handled.await,
     }
-    .instrument(span)
-    .await
 }
 
 /// Runs the checks, then the handler (unless a check refuses).
-async fn admit(
-    ops: &Arc<Ops>,
-    req: Request,
-    rel: &str,
-    operation: &'static str,
-    next: Next,
-) -> Response {
+async fn admit(ops: &Arc<Ops>, req: Request, operation: &'static str, next: Next) -> Response {
+    // The path below the stream root (the gate checked the prefix).
+    let rel = &req.uri().path()[ops.root.len()..];
     let refuse = |req: &Request, reason: &'static str, r: Refusal| {
         ops.metrics.reject(reason);
         ops.refuse(req, r)
@@ -342,8 +344,19 @@ async fn admit(
         Some(Some(guard)) => Some(guard),
         None => None,
     };
+    // Append bytes: the declared length, or (chunked uploads) counted.
+    let declared = (operation == "append")
+        .then(|| {
+            req.headers()
+                .get("content-length")?
+                .to_str()
+                .ok()?
+                .parse::<u64>()
+                .ok()
+        })
+        .flatten();
     let counted = Arc::new(AtomicU64::new(0));
-    let req = if operation == "append" {
+    let req = if operation == "append" && declared.is_none() {
         let (parts, body) = req.into_parts();
         let body = Body::new(Counted {
             inner: body,
@@ -359,7 +372,7 @@ async fn admit(
         ops.metrics.appends.inc();
         ops.metrics
             .append_bytes
-            .inc_by(counted.load(Ordering::Relaxed));
+            .inc_by(declared.unwrap_or_else(|| counted.load(Ordering::Relaxed)));
     }
     match live {
         Some(guard) => {

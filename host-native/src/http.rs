@@ -28,7 +28,7 @@ pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest)
             )
         })
         .collect();
-    let limit = driver.with_engine(|e, _| e.config().max_body_bytes);
+    let limit = driver.max_body_bytes();
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => core.body = bytes.to_vec(),
         Err(_) => {
@@ -97,7 +97,8 @@ fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
     *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = out.headers_mut();
     for (name, value) in headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        // Takes the String's buffer: no copy.
+        if let Ok(v) = HeaderValue::try_from(value) {
             map.append(HeaderName::from_static(name), v);
         }
     }

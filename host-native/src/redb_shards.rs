@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use ds_core::shard::{shard_of, SHARD_POLICY};
+use ds_core::store::copy_range;
 use ds_core::{Batch, Op, Record, Store, StoreError, StreamId};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
@@ -181,7 +182,7 @@ impl RedbShards {
     fn with_db<R>(
         &self,
         i: usize,
-        f: impl Fn(&Database) -> Result<R, redb::Error>,
+        f: impl FnOnce(&Database) -> Result<R, redb::Error>,
     ) -> Result<R, StoreError> {
         let shard = &self.shards[i];
         {
@@ -487,5 +488,38 @@ impl Store for RedbShards {
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         self.commit_ops(&batch.ops)
+    }
+
+    fn read_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let limit = end.min(from.saturating_add(max_bytes as u64));
+        self.with_db(self.shard_index(path), |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(DATA)?;
+            // Straight from redb's pages into `out`: one copy.
+            let mut pos = from;
+            if let Some(entry) = table.range((id, 0)..=(id, from))?.next_back() {
+                let (k, v) = entry?;
+                pos = copy_range([(k.value().1, v.value())], pos, limit, usize::MAX, out);
+            }
+            if from < limit {
+                for entry in table.range((id, from + 1)..(id, limit))? {
+                    let (k, v) = entry?;
+                    let start = k.value().1;
+                    if start > pos || pos >= limit {
+                        break;
+                    }
+                    pos = copy_range([(start, v.value())], pos, limit, usize::MAX, out);
+                }
+            }
+            Ok(())
+        })
     }
 }

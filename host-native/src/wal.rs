@@ -583,6 +583,33 @@ impl Store for LoggedStore {
         Ok(out)
     }
 
+    fn read_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let limit = end.min(from.saturating_add(max_bytes as u64));
+        // Every record overlapping [from, limit): the byte limit bounds it.
+        let found = lock(&self.shared.overlay).find(id, from, limit, usize::MAX);
+        let below = found.first.unwrap_or(limit).min(limit);
+        let in_redb = found.first.is_none_or(|first| from < first);
+        let before = out.len();
+        if !found.purged && in_redb && from < below {
+            self.shared
+                .redb
+                .read_bytes(path, id, from, below, max_bytes, out)?;
+        }
+        let pos = from + (out.len() - before) as u64;
+        if pos < limit && found.first.is_some_and(|first| pos >= first) {
+            found.copy_into(pos, limit, out).map_err(io_error)?;
+        }
+        Ok(())
+    }
+
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());

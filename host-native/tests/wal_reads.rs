@@ -113,6 +113,13 @@ fn check(store: &LoggedStore, model: &[Vec<Record>], rng: &mut Rng, step: usize)
             .read(&format!("/s/{i}"), i as u64 + 1, from, end, max)
             .unwrap();
         let what = format!("step {step}: stream {i} read [{from}, {end}) max {max}");
+        let mut bytes = Vec::new();
+        store
+            .read_bytes(&format!("/s/{i}"), i as u64 + 1, from, end, max, &mut bytes)
+            .unwrap();
+        let all: Vec<u8> = records.iter().flat_map(|r| r.data.clone()).collect();
+        let upto = end.min(from + max as u64) as usize;
+        assert_eq!(bytes, all[from as usize..upto], "{what}: read_bytes");
         if mergeable(i) {
             check_merged(&got, records, from, end, max, &what);
         } else {

@@ -233,9 +233,9 @@ impl<S: Store> Engine<S> {
         from: u64,
     ) -> Result<Chunk, StoreError> {
         let max = self.config.max_chunk_bytes.max(1);
-        let records =
-            self.read_stitched(path, meta.id, meta.fork.as_ref(), from, meta.tail, max)?;
         if is_json(&meta.content_type) {
+            let records =
+                self.read_stitched(path, meta.id, meta.fork.as_ref(), from, meta.tail, max)?;
             // A position inside a message (never minted by us) skips it.
             let mut next = from;
             let mut included: Vec<&Record> = Vec::new();
@@ -260,25 +260,34 @@ impl<S: Store> Engine<S> {
                 records,
             })
         } else {
-            let mut body =
-                Vec::with_capacity(records.iter().map(|r| r.data.len()).sum::<usize>().min(max));
+            // Bytes: copied once, straight from the store into the body.
+            let want = usize::try_from(meta.tail.saturating_sub(from))
+                .unwrap_or(usize::MAX)
+                .min(max);
+            let mut body = Vec::with_capacity(want);
             let mut pos = from;
-            for r in &records {
-                let skip = usize::try_from(pos.saturating_sub(r.start)).unwrap_or(usize::MAX);
+            for (seg_path, id, lo, hi) in
+                self.fork_chain(path, meta.id, meta.fork.as_ref(), meta.tail)?
+            {
+                if pos >= hi || lo >= hi {
+                    continue;
+                }
                 let room = max - body.len();
-                let take = &r.data[skip.min(r.data.len())..];
-                let take = &take[..take.len().min(room)];
-                body.extend_from_slice(take);
-                pos += take.len() as u64;
-                if body.len() >= max {
+                if room == 0 {
+                    break;
+                }
+                let before = body.len();
+                self.store
+                    .read_bytes(seg_path, id, pos.max(lo), hi, room, &mut body)?;
+                pos = pos.max(lo) + (body.len() - before) as u64;
+                if pos < hi {
                     break;
                 }
             }
-            let records = records.len();
             Ok(Chunk {
                 body,
                 next: pos,
-                records,
+                records: 0,
             })
         }
     }
@@ -295,6 +304,38 @@ impl<S: Store> Engine<S> {
         end: u64,
         max_bytes: usize,
     ) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        let mut budget = max_bytes;
+        for (seg_path, id, lo, hi) in self.fork_chain(path, id, fork, end)? {
+            if from >= hi || lo >= hi {
+                continue;
+            }
+            let start = from.max(lo);
+            for mut r in self.store.read(seg_path, id, start, hi, budget)? {
+                if r.end() > hi {
+                    r.data
+                        .truncate(usize::try_from(hi - r.start).unwrap_or(usize::MAX));
+                }
+                budget = budget.saturating_sub(r.data.len());
+                out.push(r);
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The segments a read of the stream at `path` below `end` draws from,
+    /// oldest first: `(path, id, lo, hi)`, positions `[lo, hi)` of each
+    /// stream in its fork chain (PROTOCOL §4.2).
+    fn fork_chain<'a>(
+        &'a self,
+        path: &'a str,
+        id: StreamId,
+        fork: Option<&'a ForkOrigin>,
+        end: u64,
+    ) -> Result<Vec<(&'a str, StreamId, u64, u64)>, StoreError> {
         // Segments from the top of the chain down: (path, id, lo, hi).
         let mut chain: Vec<(&str, StreamId, u64, u64)> = Vec::new();
         let (mut cur_path, mut cur_id, mut cur_fork, mut hi) = (path, id, fork, end);
@@ -318,26 +359,8 @@ impl<S: Store> Engine<S> {
                 lo,
             );
         }
-        let mut out = Vec::new();
-        let mut budget = max_bytes;
-        for (seg_path, id, lo, hi) in chain.into_iter().rev() {
-            if from >= hi || lo >= hi {
-                continue;
-            }
-            let start = from.max(lo);
-            for mut r in self.store.read(seg_path, id, start, hi, budget)? {
-                if r.end() > hi {
-                    r.data
-                        .truncate(usize::try_from(hi - r.start).unwrap_or(usize::MAX));
-                }
-                budget = budget.saturating_sub(r.data.len());
-                out.push(r);
-            }
-            if budget == 0 {
-                break;
-            }
-        }
-        Ok(out)
+        chain.reverse();
+        Ok(chain)
     }
 }
 

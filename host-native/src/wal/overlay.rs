@@ -164,6 +164,32 @@ impl Found {
     /// file come from one read.
     pub fn load(self) -> io::Result<Vec<Record>> {
         let mut out = Vec::with_capacity(self.picks.len());
+        self.for_each_span(|loc, bytes| {
+            out.push(Record {
+                start: loc.start,
+                data: bytes.to_vec(),
+            });
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Appends the picked records' bytes in `[pos, limit)` to `out`
+    /// (byte-stream reads); returns the position reached.
+    pub fn copy_into(self, mut pos: u64, limit: u64, out: &mut Vec<u8>) -> io::Result<u64> {
+        self.for_each_span(|loc, bytes| {
+            if loc.start > pos || pos >= limit {
+                return false;
+            }
+            pos = ds_core::store::copy_range([(loc.start, bytes)], pos, limit, usize::MAX, out);
+            true
+        })?;
+        Ok(pos)
+    }
+
+    /// Calls `f` with each picked record and its bytes, in order, until it
+    /// returns false; records close together in one file share one read.
+    fn for_each_span(&self, mut f: impl FnMut(&Loc, &[u8]) -> bool) -> io::Result<()> {
         let mut i = 0;
         while i < self.picks.len() {
             let (file, first) = &self.picks[i];
@@ -180,14 +206,13 @@ impl Found {
             file.read_at(first.at, &mut span)?;
             for (_, loc) in &self.picks[i..j] {
                 let from = (loc.at - first.at) as usize;
-                out.push(Record {
-                    start: loc.start,
-                    data: span[from..from + loc.len as usize].to_vec(),
-                });
+                if !f(loc, &span[from..from + loc.len as usize]) {
+                    return Ok(());
+                }
             }
             i = j;
         }
-        Ok(out)
+        Ok(())
     }
 }
 
