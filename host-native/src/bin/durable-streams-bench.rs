@@ -578,9 +578,10 @@ fn headline(scenario: &str, r: &Report) -> String {
             m(r, "writer_rate")
         ),
         "many-streams" => format!(
-            "{:.0} creations/s  RSS {:.0} B/stream",
+            "{:.0} creations/s  RSS {:.0} B/stream settled ({:.0} at 200 ms)",
             m(r, "creations_per_s"),
-            m(r, "rss_per_stream_bytes")
+            m(r, "rss_per_stream_bytes"),
+            m(r, "rss_per_stream_at_200ms_bytes")
         ),
         "restart" => format!(
             "ready in {:.0} ms (populate {:.0} MiB/s)",
@@ -739,9 +740,10 @@ fn markdown(summary: &serde_json::Value, scenarios: &[String], names: &[String])
                         g("writer_rate")
                     ),
                     "many-streams" => format!(
-                        "{}/s, {:.0} B RSS/stream",
+                        "{}/s, {:.0} B RSS/stream ({:.0} at 200 ms)",
                         fmt_rate(g("creations_per_s")),
-                        g("rss_per_stream_bytes")
+                        g("rss_per_stream_bytes"),
+                        g("rss_per_stream_at_200ms_bytes")
                     ),
                     "restart" => format!("{} ms", fmt_ms(g("ready_ms"))),
                     _ => String::new(),
