@@ -136,11 +136,8 @@ impl Driver {
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine<DynStore>, UnixMillis) -> R) -> R {
         let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
         let result = f(&mut engine, self.clock.now());
-        // Woken after the lock is released, so the woken readers do not
-        // queue up on it while the rest are still being woken.
-        let mut advanced = Vec::new();
         while let Some(event) = engine.poll_event() {
-            advanced.push(event);
+            self.waiters.wake(event.path());
         }
         let mut webhooks = Vec::new();
         while let Some(delivery) = engine.poll_webhook() {
@@ -149,9 +146,6 @@ impl Driver {
         let allow_local = engine.config().allow_local_webhooks;
         let pending = engine.has_pending_commit();
         drop(engine);
-        for event in advanced {
-            self.waiters.wake(event.path());
-        }
         if pending {
             self.signal_work();
         }
