@@ -132,6 +132,9 @@ pub struct Engine<S: Store> {
     pub(crate) staging: commit::Staging,
     /// Stored bytes, kept current for quotas and metrics.
     pub(crate) usage: quota::Usage,
+    /// Data events framed for SSE sessions, shared by sessions reading the
+    /// same range.
+    pub(crate) sse_frames: sse_session::SseFrames,
 }
 
 impl<S: Store> Engine<S> {
@@ -160,6 +163,7 @@ impl<S: Store> Engine<S> {
             staging: commit::Staging::default(),
             usage: quota::Usage::default(),
             subs: subscribe::Subscriptions::default(),
+            sse_frames: sse_session::SseFrames::default(),
         };
         engine.subs_load(reserved, now)?;
         engine.index_expiry();

@@ -1,6 +1,7 @@
 //! The one place where axum and the core meet: request → core request,
 //! core outcome → axum response (long-poll parking and SSE bodies included).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response as AxumResponse;
 use bytes::Bytes;
 use ds_core::{Body, Method, Outcome, ProtocolError, Request, Response, SseSession};
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
 
 use crate::driver::{Driver, Handled};
 
@@ -106,32 +110,83 @@ fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
 }
 
 /// A streaming body that drives `session` until the engine ends it, the
-/// client goes away, or the server shuts down.
+/// client goes away (hyper drops the body), or the server shuts down.
+///
+/// The body is polled by the connection's own task, so an append wakes that
+/// task once and its event is written in the same turn (one write per event;
+/// no task or channel in between).
 fn sse_body(driver: Arc<Driver>, session: SseSession) -> AxumBody {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    tokio::spawn(async move {
-        let mut session = session;
-        let notify = driver.waiters.subscribe(&session.path);
-        let mut shutdown = driver.shutdown_signal();
+    let notify = driver.waiters.subscribe(&session.path);
+    let shutdown = driver.shutdown_signal();
+    let state = SseBody {
+        driver,
+        session,
+        notify,
+        shutdown,
+        wait: Wait::No,
+        // Armed at the first wait.
+        timer: Box::pin(tokio::time::sleep(Duration::from_secs(86_400 * 365))),
+    };
+    AxumBody::from_stream(futures_util::stream::unfold(state, SseBody::next))
+}
+
+/// State of one SSE body between frames.
+struct SseBody {
+    driver: Arc<Driver>,
+    session: SseSession,
+    notify: Arc<Notify>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    /// What to wait for before asking the engine again.
+    wait: Wait,
+    /// Fires at the session's next keep-alive or end, or earlier: it is
+    /// re-armed only when that time comes closer or the timer has fired
+    /// (each re-arm is a timer-wheel update, and every event moves the
+    /// keep-alive time on). An early look at the engine sends nothing.
+    timer: Pin<Box<Sleep>>,
+}
+
+enum Wait {
+    /// Nothing: ask now (the first look).
+    No,
+    /// The wake-up created before the last look (so no append after that
+    /// look is missed), or the time to look again anyway.
+    Until(OwnedNotified, ds_core::UnixMillis),
+    /// The engine ended the body.
+    Ended,
+}
+
+impl SseBody {
+    /// The next bytes of the body, or `None` when it ends.
+    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, SseBody)> {
         loop {
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let step = driver.with_engine(|e, now| e.sse_poll(&mut session, now));
-            if !step.bytes.is_empty() && tx.send(Ok(Bytes::from(step.bytes))).await.is_err() {
-                return;
+            match std::mem::replace(&mut self.wait, Wait::No) {
+                Wait::No => {}
+                Wait::Ended => return None,
+                Wait::Until(notified, wake_at) => {
+                    let wait = wake_at.millis_since(self.driver.clock.now());
+                    let deadline = Instant::now() + Duration::from_millis(wait);
+                    if self.timer.is_elapsed() || deadline < self.timer.deadline() {
+                        self.timer.as_mut().reset(deadline);
+                    }
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = &mut self.timer => {}
+                        _ = self.shutdown.changed() => return None,
+                    }
+                }
             }
-            let Some(wake_at) = step.wake_at else { return };
-            let wait = wake_at.millis_since(driver.clock.now());
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
-                _ = tx.closed() => return,
-                _ = shutdown.changed() => return,
+            // `notify_waiters` reaches every `Notified` created before it,
+            // polled or not.
+            let notified = Arc::clone(&self.notify).notified_owned();
+            let session = &mut self.session;
+            let step = self.driver.with_engine(|e, now| e.sse_poll(session, now));
+            self.wait = match step.wake_at {
+                Some(at) => Wait::Until(notified, at),
+                None => Wait::Ended,
+            };
+            if !step.bytes.is_empty() {
+                return Some((Ok(Bytes::from(step.bytes)), self));
             }
         }
-    });
-    AxumBody::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
+    }
 }

@@ -131,6 +131,7 @@ macro_rules! for_each_scenario {
                 control_offsets_increase,
                 close_only_sends_closed_control,
                 sse_cursor_moves_past_echo,
+                many_readers_each_get_their_events,
             ],
             producers: [
                 first_append_is_200,

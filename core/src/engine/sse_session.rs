@@ -6,8 +6,10 @@ use crate::config::Config;
 use crate::cursor::next_cursor;
 use crate::engine::read::View;
 use crate::engine::Engine;
-use crate::offset::Offset;
-use crate::sse::{push_control_event, push_data_event, DataEncoding, KEEP_ALIVE};
+use std::collections::VecDeque;
+
+use crate::offset::{Offset, MAX_POSITION};
+use crate::sse::{push_data_event, DataEncoding, KEEP_ALIVE};
 use crate::store::{Store, StreamId};
 use crate::time::UnixMillis;
 
@@ -89,25 +91,51 @@ impl<S: Store> Engine<S> {
             }
         };
         let json = crate::json::is_json(&meta.content_type);
-        let mut budget = 4 * self.config.max_chunk_bytes.max(1);
+        let max_chunk = self.config.max_chunk_bytes.max(1);
+        let mut budget = 4 * max_chunk;
         while session.position < meta.tail && budget > 0 {
-            let chunk = match self.read_chunk(&session.path, &meta, session.position) {
-                Ok(c) => c,
-                Err(_) => {
-                    return SseStep {
-                        bytes: out,
-                        wake_at: None,
+            let key = FrameKey {
+                id: meta.id,
+                from: session.position,
+                tail: meta.tail,
+                max_chunk,
+                encoding: session.encoding,
+            };
+            let (next, size) = match self.sse_frames.get(&key) {
+                Some(frame) => {
+                    out.extend_from_slice(&frame.event);
+                    (frame.next, frame.size)
+                }
+                None => {
+                    let chunk = match self.read_chunk(&session.path, &meta, session.position) {
+                        Ok(c) => c,
+                        Err(_) => {
+                            return SseStep {
+                                bytes: out,
+                                wake_at: None,
+                            }
+                        }
+                    };
+                    let mut event = Vec::new();
+                    if chunk.next > session.position && !(json && chunk.records == 0) {
+                        push_data_event(&mut event, &chunk.body, session.encoding);
                     }
+                    out.extend_from_slice(&event);
+                    let frame = Frame {
+                        event,
+                        next: chunk.next,
+                        size: chunk.body.len(),
+                    };
+                    let at = (frame.next, frame.size);
+                    self.sse_frames.put(key, frame);
+                    at
                 }
             };
-            if chunk.next <= session.position {
+            if next <= session.position {
                 break;
             }
-            budget = budget.saturating_sub(chunk.body.len());
-            session.position = chunk.next;
-            if !(json && chunk.records == 0) {
-                push_data_event(&mut out, &chunk.body, session.encoding);
-            }
+            budget = budget.saturating_sub(size);
+            session.position = next;
             self.push_control(&mut out, session, &meta, now);
         }
         let at_tail = session.position >= meta.tail;
@@ -157,10 +185,14 @@ impl<S: Store> Engine<S> {
         now: UnixMillis,
     ) {
         let at_tail = session.position >= meta.tail;
-        let mut control = format!("{{\"streamNextOffset\":\"{}\"", Offset(session.position));
+        // Framed by hand (this runs once per reader per append): the same
+        // bytes as `push_control_event` with the JSON object below.
+        out.extend_from_slice(b"event: control\ndata:{\"streamNextOffset\":\"");
+        push_offset_token(out, session.position);
+        out.push(b'"');
         if at_tail && meta.closed {
             session.sent_closed = true;
-            control.push_str(",\"streamClosed\":true,\"upToDate\":true");
+            out.extend_from_slice(b",\"streamClosed\":true,\"upToDate\":true");
         } else {
             // The client's cursor decides the first value; later ones only
             // follow the clock, never going backwards.
@@ -169,13 +201,154 @@ impl<S: Store> Engine<S> {
                 None => next_cursor(now, session.cursor.as_deref(), &mut self.jitter),
             };
             session.last_cursor = Some(cursor);
-            control.push_str(&format!(",\"streamCursor\":\"{cursor}\""));
+            out.extend_from_slice(b",\"streamCursor\":\"");
+            push_decimal(out, cursor);
+            out.push(b'"');
             if at_tail {
-                control.push_str(",\"upToDate\":true");
+                out.extend_from_slice(b",\"upToDate\":true");
             }
         }
-        control.push('}');
-        push_control_event(out, &control);
+        out.extend_from_slice(b"}\n\n");
         session.sent_control = true;
+    }
+}
+
+/// What a framed data event is keyed by: the same stream, range and
+/// framing always give the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FrameKey {
+    id: StreamId,
+    from: u64,
+    /// The committed tail the chunk was read up to.
+    tail: u64,
+    max_chunk: usize,
+    encoding: DataEncoding,
+}
+
+/// One chunk framed as an `event: data` (PROTOCOL §5.8).
+#[derive(Debug)]
+struct Frame {
+    /// The event's bytes; empty when the chunk held no whole JSON message.
+    event: Vec<u8>,
+    /// The position after the chunk.
+    next: u64,
+    /// Stream bytes the chunk carried (counted against a step's budget).
+    size: usize,
+}
+
+/// Data events recently framed for SSE sessions. When many sessions follow
+/// one stream, every append wakes them all and each asks for the same range;
+/// the first reads and frames it, the rest copy its bytes, so the store is
+/// read once per append rather than once per reader.
+///
+/// Only saves work, never changes output: committed data below a tail is
+/// never rewritten and stream ids are never reused, so an entry is right for
+/// as long as it is kept. Small and bounded: [`FRAMES_KEPT`] entries of at
+/// most [`FRAME_MAX_BYTES`] each.
+#[derive(Debug, Default)]
+pub(crate) struct SseFrames {
+    entries: VecDeque<(FrameKey, Frame)>,
+}
+
+/// Entries kept (most recent first).
+const FRAMES_KEPT: usize = 8;
+/// Larger events (catch-up chunks) are not kept.
+const FRAME_MAX_BYTES: usize = 64 * 1024;
+
+impl SseFrames {
+    fn get(&self, key: &FrameKey) -> Option<&Frame> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, f)| f)
+    }
+
+    fn put(&mut self, key: FrameKey, frame: Frame) {
+        if frame.event.len() > FRAME_MAX_BYTES {
+            return;
+        }
+        if self.entries.len() >= FRAMES_KEPT {
+            self.entries.pop_back();
+        }
+        self.entries.push_front((key, frame));
+    }
+}
+
+/// Appends the token of `position` (the `Display` of [`Offset`]).
+fn push_offset_token(out: &mut Vec<u8>, position: u64) {
+    if position > MAX_POSITION {
+        out.extend_from_slice(Offset(position).to_string().as_bytes());
+        return;
+    }
+    out.extend_from_slice(b"0000000000000000_");
+    let mut digits = [b'0'; 16];
+    let mut n = position;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits);
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_numbers_match_display() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            12_345,
+            MAX_POSITION,
+            MAX_POSITION + 1,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            push_offset_token(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), Offset(n).to_string());
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn frames_are_bounded() {
+        let mut frames = SseFrames::default();
+        let key = |from| FrameKey {
+            id: 1,
+            from,
+            tail: 100,
+            max_chunk: 10,
+            encoding: DataEncoding::Text,
+        };
+        let frame = |len| Frame {
+            event: vec![b'x'; len],
+            next: 100,
+            size: len,
+        };
+        for from in 0..20 {
+            frames.put(key(from), frame(3));
+        }
+        assert_eq!(frames.entries.len(), FRAMES_KEPT);
+        assert!(frames.get(&key(19)).is_some());
+        assert!(frames.get(&key(0)).is_none());
+        frames.put(key(50), frame(FRAME_MAX_BYTES + 1));
+        assert!(frames.get(&key(50)).is_none());
     }
 }

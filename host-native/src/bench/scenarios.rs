@@ -649,33 +649,22 @@ pub enum Live {
 /// Finds `"seq":N` markers in `text`.
 fn scan_seqs(text: &[u8], mut f: impl FnMut(u64)) {
     const KEY: &[u8] = b"\"seq\":";
-    let mut i = 0;
-    while i + KEY.len() <= text.len() {
-        if &text[i..i + KEY.len()] == KEY {
-            i += KEY.len();
-            let mut n = 0u64;
-            let mut digits = 0;
-            while i < text.len() && text[i].is_ascii_digit() {
-                n = n * 10 + u64::from(text[i] - b'0');
-                i += 1;
-                digits += 1;
-            }
-            if digits > 0 {
-                f(n);
-            }
-        } else {
-            i += 1;
+    for at in memchr::memmem::find_iter(text, KEY) {
+        let digits = &text[at + KEY.len()..];
+        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        if len > 0 {
+            let n = digits[..len]
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            f(n);
         }
     }
 }
 
 /// End of the last complete SSE event in `buf` (after its blank line).
 fn last_event_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).rposition(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buf
-        .windows(4)
-        .rposition(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4);
+    let lf = memchr::memmem::rfind(buf, b"\n\n").map(|i| i + 2);
+    let crlf = memchr::memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
     lf.max(crlf)
 }
 
@@ -723,6 +712,11 @@ async fn sse_reader(
     let mut buf = Vec::with_capacity(4096);
     let mut counted_ready = false;
     let mut seen = Vec::<bool>::new();
+    // One wait for the stop signal for the reader's whole life (not one
+    // per read): the load generator shares the cores with the server.
+    let stop_flag = stop.clone();
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             r = conn.read_body_some(&mut buf, usize::MAX) => {
@@ -730,7 +724,7 @@ async fn sse_reader(
                 match r {
                     Ok(false) => {}
                     Ok(true) => {
-                        if !*stop.borrow() {
+                        if !*stop_flag.borrow() {
                             out.errors.push(format!("SSE {path}: body ended early"));
                         }
                         return out;
@@ -759,7 +753,7 @@ async fn sse_reader(
                     }
                 }
             }
-            _ = stop.changed() => return out,
+            _ = &mut stopped => return out,
         }
     }
 }

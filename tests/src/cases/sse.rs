@@ -349,3 +349,65 @@ pub async fn sse_cursor_moves_past_echo<T: Target>(t: &mut T) {
         assert!(pair[0] <= pair[1], "cursors went backwards: {cursors:?}");
     }
 }
+
+/// §5.8 with many readers: sessions on one stream, started at different
+/// offsets and with different cursors, each get exactly their own events
+/// (servers may share the work of framing an append between readers, never
+/// the per-reader parts: position, cursor, closure).
+pub async fn many_readers_each_get_their_events<T: Target>(t: &mut T) {
+    let first = create_with(t, "j", "application/json", r#"[{"n":0}]"#).await;
+    let c1 = t
+        .request(get("j").offset("-1").long_poll())
+        .await
+        .status_is(200)
+        .cursor();
+    let from_start = t.start(get("j").offset("-1").sse()).await;
+    let at_tail = t.start(get("j").offset(&first).sse()).await;
+    let echoed = t
+        .start(get("j").offset(&first).sse().cursor(&c1.to_string()))
+        .await;
+    append(t, "j", "application/json", r#"[{"n":1},{"n":2}]"#).await;
+    let late = t.start(get("j").offset(&first).sse()).await;
+    let mid = append(t, "j", "application/json", r#"{"n":3}"#).await;
+    let after_mid = t.start(get("j").offset(&mid).sse()).await;
+    append(t, "j", "application/json", r#"[{"n":4}]"#).await;
+    let fin = close(t, "j").await;
+    let messages = |body: &crate::sse::SseBody| {
+        let mut all = Vec::new();
+        for d in body.data() {
+            match crate::json::parse(d) {
+                Ok(Json::Array(items)) => all.extend(items),
+                other => panic!("data event is not a JSON array: {d:?} ({other:?})"),
+            }
+        }
+        Json::Array(all)
+    };
+    let mut cursors = Vec::new();
+    for (read, want) in [
+        (from_start, r#"[{"n":0},{"n":1},{"n":2},{"n":3},{"n":4}]"#),
+        (at_tail, r#"[{"n":1},{"n":2},{"n":3},{"n":4}]"#),
+        (echoed, r#"[{"n":1},{"n":2},{"n":3},{"n":4}]"#),
+        (late, r#"[{"n":1},{"n":2},{"n":3},{"n":4}]"#),
+        (after_mid, r#"[{"n":4}]"#),
+    ] {
+        let body = t.finish(read).await.sse();
+        body.assert_well_formed();
+        assert_eq!(messages(&body), json_value(want), "{body:?}");
+        let last = body.last_control();
+        assert!(last.closed && last.next_offset == fin, "{last:?}");
+        let offsets: Vec<String> = body.controls().into_iter().map(|c| c.next_offset).collect();
+        for pair in offsets.windows(2) {
+            assert!(pair[0] <= pair[1], "{offsets:?}");
+        }
+        cursors.push(body.controls()[0].cursor.clone());
+    }
+    let echoed_cursor: u64 = cursors[2]
+        .as_deref()
+        .expect("a cursor")
+        .parse()
+        .expect("decimal");
+    assert!(
+        echoed_cursor > c1,
+        "cursor {echoed_cursor} does not move past {c1}"
+    );
+}
