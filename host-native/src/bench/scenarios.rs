@@ -1188,7 +1188,10 @@ pub async fn many_streams(ctx: &Ctx, memory: impl Fn() -> Option<(u64, u64)>) ->
         report.set("rss_before_mib", b as f64 / 1048576.0);
         report.set("rss_after_mib", a as f64 / 1048576.0);
         report.set("rss_per_stream_bytes", (a as f64 - b as f64) / n as f64);
-        report.set("rss_per_stream_at_200ms_bytes", (e as f64 - b as f64) / n as f64);
+        report.set(
+            "rss_per_stream_at_200ms_bytes",
+            (e as f64 - b as f64) / n as f64,
+        );
     }
     let errors = verify_many(ctx, (0..n).collect(), size, "m").await;
     report.errors.merge(errors);
