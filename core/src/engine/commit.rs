@@ -15,7 +15,7 @@ use crate::engine::{decorate_with, Engine, Event, Outcome};
 use crate::error::EngineError;
 use crate::problem::error_response;
 use crate::response::Response;
-use crate::store::{Batch, Store, StoreError, StreamId};
+use crate::store::{Batch, Op, Store, StoreError, StreamId};
 
 /// Identifies a staged write until its group is committed.
 pub type Ticket = u64;
@@ -138,7 +138,8 @@ impl<S: Store> Engine<S> {
             return None;
         }
         let entries = std::mem::take(&mut self.staging.pending_entries);
-        let batch = std::mem::take(&mut self.staging.pending);
+        let mut batch = std::mem::take(&mut self.staging.pending);
+        keep_last_meta(&mut batch.ops);
         let writes = entries.iter().filter(|e| e.ticket.is_some()).count();
         self.staging.in_flight = Some(entries);
         Some(Commit { batch, writes })
@@ -238,5 +239,51 @@ impl<S: Store> Engine<S> {
                 publish,
             });
         }
+    }
+}
+
+/// Drops every metadata write of a path that a later one in the same group
+/// replaces: the group commits atomically, so only the last one can ever be
+/// seen (32 appends to one stream in a group write its metadata once).
+fn keep_last_meta(ops: &mut Vec<Op>) {
+    let mut seen = std::collections::BTreeSet::new();
+    let keep: Vec<bool> = ops
+        .iter()
+        .rev()
+        .map(|op| match op {
+            Op::PutMeta { path, .. } | Op::DeleteMeta { path } => seen.insert(path.as_str()),
+            Op::Append { .. } | Op::PurgeData { .. } => true,
+        })
+        .collect();
+    let mut keep = keep.into_iter().rev();
+    ops.retain(|_| keep.next().unwrap_or(true));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_metadata_write_of_each_path_is_kept() {
+        let put = |p: &str, m: &str| Op::PutMeta {
+            path: p.into(),
+            meta: m.as_bytes().to_vec(),
+        };
+        let del = |p: &str| Op::DeleteMeta { path: p.into() };
+        let purge = Op::PurgeData {
+            path: "/b".into(),
+            id: 2,
+        };
+        let mut ops = vec![
+            put("/a", "1"),
+            put("/b", "1"),
+            del("/b"),
+            purge.clone(),
+            put("/a", "2"),
+            del("/c"),
+            put("/c", "3"),
+        ];
+        keep_last_meta(&mut ops);
+        assert_eq!(ops, vec![del("/b"), purge, put("/a", "2"), put("/c", "3")]);
     }
 }
