@@ -11,6 +11,30 @@ struct Tables {
     records: BTreeMap<(StreamId, u64), Vec<u8>>,
 }
 
+/// A record as `(start, bytes)`.
+type Slice<'a> = (u64, &'a [u8]);
+
+impl Tables {
+    /// Stream `id`'s record starting at or before `from` (it may end before
+    /// `from`), and the records after `from`, in order.
+    fn records_from(
+        &self,
+        id: StreamId,
+        from: u64,
+    ) -> (Option<Slice<'_>>, impl Iterator<Item = Slice<'_>>) {
+        let at_or_before = self
+            .records
+            .range((id, 0)..=(id, from))
+            .next_back()
+            .map(|(k, v)| (k.1, v.as_slice()));
+        let after = self
+            .records
+            .range((id, from.saturating_add(1))..(id, u64::MAX))
+            .map(|(k, v)| (k.1, v.as_slice()));
+        (at_or_before, after)
+    }
+}
+
 /// A [`Store`] kept in `BTreeMap`s. Commits are atomic because they cannot
 /// fail halfway. Clones share the same tables (like reopening the same
 /// directory); [`MemStore::snapshot`] makes an independent copy.
@@ -92,15 +116,7 @@ impl Store for MemStore {
         max_bytes: usize,
     ) -> Result<Vec<Record>, StoreError> {
         let t = self.tables.read().unwrap_or_else(|p| p.into_inner());
-        let before = t
-            .records
-            .range((id, 0)..=(id, from))
-            .next_back()
-            .map(|(k, v)| (k.1, v.as_slice()));
-        let after = t
-            .records
-            .range((id, from.saturating_add(1))..(id, u64::MAX))
-            .map(|(k, v)| (k.1, v.as_slice()));
+        let (before, after) = t.records_from(id, from);
         Ok(collect_records(before, after, from, end, max_bytes))
     }
 
@@ -114,15 +130,7 @@ impl Store for MemStore {
         out: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
         let t = self.tables.read().unwrap_or_else(|p| p.into_inner());
-        let first = t
-            .records
-            .range((id, 0)..=(id, from))
-            .next_back()
-            .map(|(k, v)| (k.1, v.as_slice()));
-        let rest = t
-            .records
-            .range((id, from.saturating_add(1))..(id, u64::MAX))
-            .map(|(k, v)| (k.1, v.as_slice()));
+        let (first, rest) = t.records_from(id, from);
         crate::store::copy_range(first.into_iter().chain(rest), from, end, max_bytes, out);
         Ok(())
     }

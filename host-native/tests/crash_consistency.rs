@@ -43,6 +43,15 @@ struct Power {
 }
 
 impl Power {
+    /// Fails every I/O once the power is gone.
+    fn alive(&self) -> io::Result<()> {
+        if self.dead.load(Ordering::SeqCst) {
+            Err(io::Error::other("power lost"))
+        } else {
+            Ok(())
+        }
+    }
+
     fn on() -> Arc<Power> {
         Arc::new(Power {
             syncs: AtomicUsize::new(0),
@@ -60,11 +69,7 @@ struct CrashBackend {
 
 impl CrashBackend {
     fn alive(&self) -> io::Result<()> {
-        if self.power.dead.load(Ordering::SeqCst) {
-            Err(io::Error::other("power lost"))
-        } else {
-            Ok(())
-        }
+        self.power.alive()
     }
 }
 
@@ -223,11 +228,7 @@ struct CrashLog {
 
 impl CrashLog {
     fn alive(&self) -> io::Result<()> {
-        if self.power.dead.load(Ordering::SeqCst) {
-            Err(io::Error::other("power lost"))
-        } else {
-            Ok(())
-        }
+        self.power.alive()
     }
 
     fn sync_dir(&self) -> io::Result<()> {
@@ -240,9 +241,7 @@ impl CrashLog {
 
 /// One sync: counts it, and fails it (killing the power) at the chosen one.
 fn sync_point(power: &Power) -> io::Result<()> {
-    if power.dead.load(Ordering::SeqCst) {
-        return Err(io::Error::other("power lost"));
-    }
+    power.alive()?;
     let n = power.syncs.fetch_add(1, Ordering::SeqCst) + 1;
     if n >= power.fail_at.load(Ordering::SeqCst) {
         power.dead.store(true, Ordering::SeqCst);
@@ -354,9 +353,7 @@ impl LogSegment for CrashSegment {
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if self.power.dead.load(Ordering::SeqCst) {
-            return Err(io::Error::other("power lost"));
-        }
+        self.power.alive()?;
         let mut v = self.disk.volatile.lock().unwrap();
         let end = offset as usize + data.len();
         if end > v.len() {
