@@ -4,10 +4,12 @@
 //! `fdatasync` (a segment is a preallocated, zero-filled file, so the sync
 //! flushes data only). That is all an acknowledgement waits for. The group
 //! is indexed in the in-memory overlay of its segment (where each record
-//! sits in the file; reads fetch the bytes from the file). A checkpointer thread applies each sealed segment's groups to redb
-//! in one transaction, then retires the segment (it becomes the next
-//! spare). Segments are sealed when full, after a short idle time, and at
-//! close, so memory holds at most a few segments' worth of recent writes.
+//! sits in the file; reads fetch the bytes from the file). A checkpointer
+//! thread streams each sealed segment's groups into redb (transactions of
+//! ~256 KiB of log, adjacent byte-stream records merged), then retires the
+//! segment (it becomes the next spare). Segments are sealed when full,
+//! after a short idle time, and at close, so at most a few segments wait
+//! for their checkpoint.
 //!
 //! Contracts:
 //! - [`Store::commit`] returns `Ok` only once its frame is durable; on error
@@ -24,7 +26,7 @@
 //!   are always the newest.
 //!
 //! Frame format: see [`frame`]. Files: `log/NNNNNNNNNNNNNNNN.log` and
-//! `log/spare` in the data directory (docs/design.md §4).
+//! `log/spare` in the data directory (docs/design.md §4.1).
 
 mod frame;
 pub mod medium;
