@@ -25,7 +25,7 @@
 //!   segments are retired oldest first, durably, so the segments present
 //!   are always the newest.
 //!
-//! Frame format: see [`frame`]. Files: `log/NNNNNNNNNNNNNNNN.log` and
+//! Frame format: see `wal/frame.rs`. Files: `log/NNNNNNNNNNNNNNNN.log` and
 //! `log/spare` in the data directory (docs/design.md §4.1).
 
 mod frame;
