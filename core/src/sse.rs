@@ -61,13 +61,6 @@ pub fn push_data_event(out: &mut Vec<u8>, payload: &[u8], encoding: DataEncoding
     out.push(b'\n');
 }
 
-/// Appends one `event: control` frame with the given JSON object text.
-pub fn push_control_event(out: &mut Vec<u8>, json: &str) {
-    out.extend_from_slice(b"event: control\ndata:");
-    out.extend_from_slice(json.as_bytes());
-    out.extend_from_slice(b"\n\n");
-}
-
 /// A comment line that keeps idle connections and proxies alive.
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 

@@ -186,10 +186,8 @@ impl LoggedStore {
         for n in medium.segments()? {
             let file = medium.open_read(n)?;
             let mut g = Generation::new(n, Arc::clone(&file), false);
-            let mut at = 0;
-            while let Some(((batch, data_at), end)) = frame::read_frame(n, file.as_ref(), at) {
+            for ((batch, data_at), end) in frame::frames(n, file.as_ref()) {
                 g.add(&batch, 0, end, &data_at);
-                at = end;
             }
             overlay.sealed.push_back(Arc::new(g));
             next = n + 1;
@@ -290,7 +288,8 @@ impl Shared {
         self.wait_for_room()?;
         let mut w = lock(&self.writer);
         Self::repair(&mut w)?;
-        let len = frame::HEADER as u64 + frame::payload_len(batch) as u64;
+        let payload_len = frame::payload_len(batch);
+        let len = (frame::HEADER + payload_len) as u64;
         let full = w.segment.as_ref().is_some_and(|s| {
             let limit = if s.capacity > 0 {
                 s.capacity
@@ -316,7 +315,7 @@ impl Shared {
             lock(&self.overlay).active = Some(Generation::new(n, reader, capacity > 0));
         }
         let s = w.segment.as_mut().expect("activated above");
-        let (bytes, data_at) = frame::encode(s.n, batch);
+        let (bytes, data_at) = frame::encode(s.n, batch, payload_len);
         let at = s.offset;
         let end = at + bytes.len() as u64;
         if let Err(e) = s.file.write_at(at, &bytes).and_then(|()| s.file.sync()) {
@@ -428,12 +427,8 @@ impl Shared {
         // between replays the whole segment, which is harmless).
         let (mut at, mut ops, mut size) = (0, Vec::new(), 0);
         let mut open = HashMap::new();
-        while at < g.len {
-            let Some(((batch, _), next)) = frame::read_frame(g.segment, g.file.as_ref(), at) else {
-                return Err(StoreError::Corrupt {
-                    detail: format!("log segment {} unreadable at {at}", g.segment),
-                });
-            };
+        let logged = frame::frames(g.segment, g.file.as_ref()).take_while(|(_, end)| *end <= g.len);
+        for ((batch, _), next) in logged {
             size += (next - at) as usize;
             for op in batch.ops {
                 push_merging(&mut ops, &mut open, op);
@@ -444,6 +439,11 @@ impl Shared {
                 (ops, size) = (Vec::new(), 0);
                 open.clear();
             }
+        }
+        if at < g.len {
+            return Err(StoreError::Corrupt {
+                detail: format!("log segment {} unreadable at {at}", g.segment),
+            });
         }
         // In redb now: reads stop using the segment...
         lock(&self.overlay).sealed.pop_front();
@@ -535,9 +535,9 @@ impl Store for LoggedStore {
             .map(|g| g.as_ref())
             .chain(overlay.active.as_ref())
         {
-            let mut at = 0;
-            while let Some(((batch, _), next)) = frame::read_frame(g.segment, g.file.as_ref(), at) {
-                at = next;
+            let logged =
+                frame::frames(g.segment, g.file.as_ref()).take_while(|(_, end)| *end <= g.len);
+            for ((batch, _), _) in logged {
                 for op in batch.ops {
                     match op {
                         Op::PutMeta { path, meta: blob } => {
@@ -563,14 +563,9 @@ impl Store for LoggedStore {
         max_bytes: usize,
     ) -> Result<Vec<Record>, StoreError> {
         let found = lock(&self.shared.overlay).find(id, from, end, max_bytes);
-        // Everything below the overlay's first record is in redb already
-        // (checkpoints land before the overlay forgets a segment).
-        let below = found.first.unwrap_or(end).min(end);
-        let in_redb = found.first.is_none_or(|first| from < first);
-        let mut out = if !found.purged && in_redb {
-            self.shared.redb.read(path, id, from, below, max_bytes)?
-        } else {
-            Vec::new()
+        let mut out = match found.redb_part(from, end) {
+            Some(below) => self.shared.redb.read(path, id, from, below, max_bytes)?,
+            None => Vec::new(),
         };
         let mut total: usize = out.iter().map(|r| r.data.len()).sum();
         if total < max_bytes || out.is_empty() {
@@ -597,10 +592,8 @@ impl Store for LoggedStore {
         let limit = end.min(from.saturating_add(max_bytes as u64));
         // Every record overlapping [from, limit): the byte limit bounds it.
         let found = lock(&self.shared.overlay).find(id, from, limit, usize::MAX);
-        let below = found.first.unwrap_or(limit).min(limit);
-        let in_redb = found.first.is_none_or(|first| from < first);
         let before = out.len();
-        if !found.purged && in_redb && from < below {
+        if let Some(below) = found.redb_part(from, limit) {
             self.shared
                 .redb
                 .read_bytes(path, id, from, below, max_bytes, out)?;

@@ -185,8 +185,8 @@ impl<S: Store> Engine<S> {
         now: UnixMillis,
     ) {
         let at_tail = session.position >= meta.tail;
-        // Framed by hand (this runs once per reader per append): the same
-        // bytes as `push_control_event` with the JSON object below.
+        // Framed by hand (this runs once per reader per append): one
+        // `event: control` frame whose data line is the JSON object below.
         out.extend_from_slice(b"event: control\ndata:{\"streamNextOffset\":\"");
         push_offset_token(out, session.position);
         out.push(b'"');

@@ -34,10 +34,11 @@ pub fn payload_len(batch: &Batch) -> usize {
     4 + batch.ops.iter().map(op_size).sum::<usize>()
 }
 
-/// Encodes `batch` as one frame of segment `segment`; also returns where
-/// each append's data starts within the frame (in op order).
-pub fn encode(segment: u64, batch: &Batch) -> (Vec<u8>, Vec<u64>) {
-    let size = HEADER + payload_len(batch);
+/// Encodes `batch` as one frame of segment `segment`, its payload being
+/// `payload_len` bytes (from [`payload_len`]); also returns where each
+/// append's data starts within the frame (in op order).
+pub fn encode(segment: u64, batch: &Batch, payload_len: usize) -> (Vec<u8>, Vec<u64>) {
+    let size = HEADER + payload_len;
     let mut out = Vec::with_capacity(size);
     let mut data_at = Vec::new();
     out.extend_from_slice(&[0; HEADER]);
@@ -88,7 +89,7 @@ pub type Decoded = (Batch, Vec<u64>);
 /// each append's data offset in the segment, and where the next frame
 /// starts. `None` where the log ends (zeros, a torn or foreign frame, or
 /// the end of the file).
-pub fn read_frame(
+fn read_frame(
     segment: u64,
     file: &dyn super::medium::LogRead,
     at: u64,
@@ -112,6 +113,20 @@ pub fn read_frame(
         (batch, data_at.into_iter().map(|d| base + d).collect()),
         next,
     ))
+}
+
+/// Every frame of segment `segment` from its start, with where each ends,
+/// until the log ends (see [`read_frame`]).
+pub fn frames(
+    segment: u64,
+    file: &dyn super::medium::LogRead,
+) -> impl Iterator<Item = (Decoded, u64)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let (frame, next) = read_frame(segment, file, at)?;
+        at = next;
+        Some((frame, next))
+    })
 }
 
 fn decode_payload(payload: &[u8]) -> Option<(Batch, Vec<u64>)> {
@@ -234,12 +249,12 @@ mod tests {
 
     /// Every frame of a segment's bytes, and where the valid prefix ends.
     fn decode_all(segment: u64, bytes: &[u8]) -> (Vec<Decoded>, usize) {
-        let (mut frames, mut at) = (Vec::new(), 0);
-        while let Some((frame, next)) = read_frame(segment, &Bytes(bytes), at) {
-            frames.push(frame);
-            at = next;
+        let (mut all, mut at) = (Vec::new(), 0);
+        for (frame, end) in frames(segment, &Bytes(bytes)) {
+            all.push(frame);
+            at = end;
         }
-        (frames, at as usize)
+        (all, at as usize)
     }
 
     fn sample() -> Batch {
@@ -280,11 +295,11 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_the_log_ends_at_zeros() {
-        let (mut seg, data_at) = encode(5, &sample());
+        let (mut seg, data_at) = encode(5, &sample(), payload_len(&sample()));
         let first = seg.len();
         // The data offset points at the append's bytes.
         assert_eq!(&seg[data_at[0] as usize..][..5], b"hello");
-        seg.extend(encode(5, &Batch { ops: vec![] }).0);
+        seg.extend(encode(5, &Batch { ops: vec![] }, 4).0);
         let valid = seg.len();
         seg.extend([0u8; 64]);
         let (frames, end) = decode_all(5, &seg);
@@ -297,9 +312,9 @@ mod tests {
 
     #[test]
     fn a_torn_or_foreign_frame_ends_the_log() {
-        let a = encode(5, &sample()).0;
+        let a = encode(5, &sample(), payload_len(&sample())).0;
         let mut seg = a.clone();
-        seg.extend(encode(5, &sample()).0);
+        seg.extend(encode(5, &sample(), payload_len(&sample())).0);
         // Torn: the second frame's last byte never reached the disk.
         let torn = &seg[..seg.len() - 1];
         let (frames, end) = decode_all(5, torn);

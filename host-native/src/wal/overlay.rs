@@ -160,6 +160,15 @@ impl Overlay {
 const MERGE_GAP: u64 = 4096;
 
 impl Found {
+    /// Where a read of `[from, end)` must go to redb: `Some(below)` when
+    /// positions from `from` up to `below` (or the record containing `from`)
+    /// are there. Everything below the overlay's first record is in redb
+    /// already (checkpoints land before the overlay forgets a segment).
+    pub fn redb_part(&self, from: u64, end: u64) -> Option<u64> {
+        let in_redb = self.first.is_none_or(|first| from < first);
+        (!self.purged && in_redb).then(|| self.first.unwrap_or(end).min(end))
+    }
+
     /// Reads the picked records' bytes: records close together in the same
     /// file come from one read.
     pub fn load(self) -> io::Result<Vec<Record>> {
