@@ -89,11 +89,7 @@ pub type Decoded = (Batch, Vec<u64>);
 /// each append's data offset in the segment, and where the next frame
 /// starts. `None` where the log ends (zeros, a torn or foreign frame, or
 /// the end of the file).
-fn read_frame(
-    segment: u64,
-    file: &dyn super::medium::LogRead,
-    at: u64,
-) -> Option<(Decoded, u64)> {
+fn read_frame(segment: u64, file: &dyn super::medium::LogRead, at: u64) -> Option<(Decoded, u64)> {
     let mut header = [0u8; HEADER];
     file.read_at(at, &mut header).ok()?;
     let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
