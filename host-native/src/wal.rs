@@ -186,7 +186,8 @@ impl LoggedStore {
         for n in medium.segments()? {
             let file = medium.open_read(n)?;
             let mut g = Generation::new(n, Arc::clone(&file), false);
-            for ((batch, data_at), end) in frame::frames(n, file.as_ref()) {
+            let limit = file.len()?;
+            for ((batch, data_at), end) in frame::frames(n, file.as_ref(), limit) {
                 g.add(&batch, 0, end, &data_at);
             }
             overlay.sealed.push_back(Arc::new(g));
@@ -427,8 +428,7 @@ impl Shared {
         // between replays the whole segment, which is harmless).
         let (mut at, mut ops, mut size) = (0, Vec::new(), 0);
         let mut open = HashMap::new();
-        let logged = frame::frames(g.segment, g.file.as_ref()).take_while(|(_, end)| *end <= g.len);
-        for ((batch, _), next) in logged {
+        for ((batch, _), next) in frame::frames(g.segment, g.file.as_ref(), g.len) {
             size += (next - at) as usize;
             for op in batch.ops {
                 push_merging(&mut ops, &mut open, op);
@@ -535,9 +535,7 @@ impl Store for LoggedStore {
             .map(|g| g.as_ref())
             .chain(overlay.active.as_ref())
         {
-            let logged =
-                frame::frames(g.segment, g.file.as_ref()).take_while(|(_, end)| *end <= g.len);
-            for ((batch, _), _) in logged {
+            for ((batch, _), _) in frame::frames(g.segment, g.file.as_ref(), g.len) {
                 for op in batch.ops {
                     match op {
                         Op::PutMeta { path, meta: blob } => {

@@ -345,6 +345,10 @@ impl LogRead for DiskReader {
         buf.copy_from_slice(src);
         Ok(())
     }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.volatile.lock().unwrap().len() as u64)
+    }
 }
 
 impl LogSegment for CrashSegment {

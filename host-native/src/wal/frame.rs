@@ -88,21 +88,27 @@ pub type Decoded = (Batch, Vec<u64>);
 /// Reads the frame at `at` of segment `segment` through `file`: its batch,
 /// each append's data offset in the segment, and where the next frame
 /// starts. `None` where the log ends (zeros, a torn or foreign frame, or
-/// the end of the file).
+/// `limit`, which no frame may cross).
 ///
-/// `buf` is scratch space for the payload, reused from frame to frame: a
-/// fresh allocation per frame costs page faults on every checkpoint.
+/// The length field is checked against `limit` before anything is
+/// allocated: past the log's end a recycled segment holds old bytes, and a
+/// length read from them can be anything up to 4 GiB. `buf` is scratch
+/// space for the payload, reused from frame to frame.
 fn read_frame(
     segment: u64,
     file: &dyn super::medium::LogRead,
     at: u64,
+    limit: u64,
     buf: &mut Vec<u8>,
 ) -> Option<(Decoded, u64)> {
+    if at + HEADER as u64 > limit {
+        return None;
+    }
     let mut header = [0u8; HEADER];
     file.read_at(at, &mut header).ok()?;
     let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
-    if len == 0 {
+    if len == 0 || at + (HEADER + len) as u64 > limit {
         return None;
     }
     if buf.len() < len {
@@ -123,15 +129,16 @@ fn read_frame(
 }
 
 /// Every frame of segment `segment` from its start, with where each ends,
-/// until the log ends (see [`read_frame`]).
+/// until the log ends or reaches `limit` (see [`read_frame`]).
 pub fn frames(
     segment: u64,
     file: &dyn super::medium::LogRead,
+    limit: u64,
 ) -> impl Iterator<Item = (Decoded, u64)> + '_ {
     let mut at = 0;
     let mut buf = Vec::new();
     std::iter::from_fn(move || {
-        let (frame, next) = read_frame(segment, file, at, &mut buf)?;
+        let (frame, next) = read_frame(segment, file, at, limit, &mut buf)?;
         at = next;
         Some((frame, next))
     })
@@ -253,12 +260,16 @@ mod tests {
             buf.copy_from_slice(src);
             Ok(())
         }
+
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.0.len() as u64)
+        }
     }
 
     /// Every frame of a segment's bytes, and where the valid prefix ends.
     fn decode_all(segment: u64, bytes: &[u8]) -> (Vec<Decoded>, usize) {
         let (mut all, mut at) = (Vec::new(), 0);
-        for (frame, end) in frames(segment, &Bytes(bytes)) {
+        for (frame, end) in frames(segment, &Bytes(bytes), bytes.len() as u64) {
             all.push(frame);
             at = end;
         }
@@ -333,5 +344,21 @@ mod tests {
         assert_eq!(decode_all(5, &flipped).1, a.len());
         // A frame written for segment 4 (a reused file) is not ours.
         assert_eq!(decode_all(6, &seg).1, 0);
+    }
+
+    #[test]
+    fn a_length_past_the_limit_ends_the_log_before_any_read() {
+        // Old bytes after the log's end claim a 4 GiB frame.
+        let a = encode(5, &sample(), payload_len(&sample())).0;
+        let mut seg = a.clone();
+        seg.extend([0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 9, 9]);
+        assert_eq!(decode_all(5, &seg).1, a.len());
+        // A limit inside the first frame: nothing is read.
+        let mut buf = Vec::new();
+        let limit = a.len() as u64 - 1;
+        assert!(read_frame(5, &Bytes(&seg), 0, limit, &mut buf).is_none());
+        assert!(buf.is_empty());
+        // The limit bounds what is read even where the bytes go on.
+        assert_eq!(frames(5, &Bytes(&seg), a.len() as u64).count(), 1);
     }
 }

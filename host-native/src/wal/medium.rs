@@ -39,6 +39,8 @@ pub trait LogMedium: Send + Sync + 'static {
 pub trait LogRead: Send + Sync {
     /// Fills `buf` from `offset`.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// The segment's current length in bytes.
+    fn len(&self) -> io::Result<u64>;
 }
 
 /// One segment open for writing.
@@ -75,6 +77,10 @@ struct FileSegment(File);
 impl LogRead for File {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.read_exact_at(buf, offset)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
     }
 }
 

@@ -238,6 +238,10 @@ mod tests {
             buf.copy_from_slice(&v[offset as usize..offset as usize + buf.len()]);
             Ok(())
         }
+
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.0.lock().unwrap().len() as u64)
+        }
     }
 
     /// A generation whose "file" holds each appended record at a known spot.
