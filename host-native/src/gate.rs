@@ -85,6 +85,11 @@ impl Ops {
         }))
     }
 
+    /// True when `path` is under the stream root (the gate's business).
+    pub fn owns(&self, path: &str) -> bool {
+        path.starts_with(self.root.as_str())
+    }
+
     /// Writes received and not yet answered.
     pub fn writes_in_flight(&self) -> u64 {
         self.writes.in_flight()
@@ -225,11 +230,33 @@ fn operation(req: &Request, rel: &str) -> &'static str {
     }
 }
 
-/// The middleware: see the module docs for the order of checks.
+/// The middleware (requests that reach the router): see [`gated`].
 async fn gate(State(ops): State<Arc<Ops>>, req: Request, next: Next) -> Response {
-    let Some(rel) = req.uri().path().strip_prefix(ops.root.as_str()) else {
+    if !ops.owns(req.uri().path()) {
         return next.run(req).await;
-    };
+    }
+    gated(ops, req, |req| next.run(req)).await
+}
+
+/// A request under the stream root, straight to the checks and the stream
+/// handler: what the server's connections call, without the router's
+/// matching and middleware boxing on every append (see `server.rs`).
+pub async fn serve_stream(ops: Arc<Ops>, req: Request) -> Response {
+    let driver = Arc::clone(&ops.driver);
+    gated(ops, req, |req| {
+        crate::http::stream_handler(State(driver), req)
+    })
+    .await
+}
+
+/// Request id, debug log, metrics, then [`admit`]'s checks and `run`.
+/// `req` is under the stream root ([`Ops::owns`]).
+async fn gated<F: std::future::Future<Output = Response>>(
+    ops: Arc<Ops>,
+    req: Request,
+    run: impl FnOnce(Request) -> F,
+) -> Response {
+    let rel = &req.uri().path()[ops.root.len()..];
     let operation = operation(&req, rel);
     let id = ops.request_id(&req);
     // The span and the log line cost allocations: only when they are wanted.
@@ -238,7 +265,7 @@ async fn gate(State(ops): State<Arc<Ops>>, req: Request, next: Next) -> Response
     let span = debug.then(|| tracing::debug_span!("request", id = id.to_str().unwrap_or("")));
     let handled = async move {
         let started = Instant::now();
-        let mut res = admit(&ops, req, operation, next).await;
+        let mut res = admit(&ops, req, operation, run).await;
         let status = res.status().as_u16();
         let m = &ops.metrics;
         m.requests
@@ -266,7 +293,12 @@ async fn gate(State(ops): State<Arc<Ops>>, req: Request, next: Next) -> Response
 }
 
 /// Runs the checks, then the handler (unless a check refuses).
-async fn admit(ops: &Arc<Ops>, req: Request, operation: &'static str, next: Next) -> Response {
+async fn admit<F: std::future::Future<Output = Response>>(
+    ops: &Arc<Ops>,
+    req: Request,
+    operation: &'static str,
+    run: impl FnOnce(Request) -> F,
+) -> Response {
     // The path below the stream root (the gate checked the prefix).
     let rel = &req.uri().path()[ops.root.len()..];
     let refuse = |req: &Request, reason: &'static str, r: Refusal| {
@@ -366,7 +398,7 @@ async fn admit(ops: &Arc<Ops>, req: Request, operation: &'static str, next: Next
     } else {
         req
     };
-    let res = next.run(req).await;
+    let res = run(req).await;
     drop(write);
     if operation == "append" && res.status().is_success() {
         ops.metrics.appends.inc();

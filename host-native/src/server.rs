@@ -23,7 +23,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -92,7 +91,10 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     let on_signal = Arc::clone(&driver);
     accept_loop(
         listener,
-        app,
+        Routes {
+            ops: Arc::clone(&ops),
+            app,
+        },
         acceptor,
         &settings,
         Arc::clone(&ops.metrics),
@@ -132,7 +134,7 @@ fn builder(settings: &Settings, h2: bool) -> auto::Builder<TokioExecutor> {
 
 async fn accept_loop(
     listener: TcpListener,
-    app: Router,
+    app: Routes,
     tls: Option<TlsAcceptor>,
     settings: &Settings,
     metrics: Arc<Metrics>,
@@ -187,17 +189,13 @@ async fn accept_loop(
 async fn serve_connection(
     tcp: StallTimeout<TcpStream>,
     peer: SocketAddr,
-    app: Router,
+    app: Routes,
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     tls: Option<TlsAcceptor>,
     handshake: Duration,
 ) {
-    let service = app.map_request(move |mut req: axum::http::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        req
-    });
-    let service = TowerToHyperService::new(service);
+    let service = Connection { routes: app, peer };
     let result = match tls {
         None => {
             let conn = builder.serve_connection(TokioIo::new(tcp), service);
@@ -221,6 +219,42 @@ async fn serve_connection(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, "connection ended with an error: {e}");
+    }
+}
+
+/// What a connection serves: requests under the stream root go straight
+/// to the gate and the stream handler ([`crate::gate::serve_stream`]),
+/// everything else (health, metrics, the demo's files) through the router.
+#[derive(Clone)]
+struct Routes {
+    ops: Arc<Ops>,
+    app: Router,
+}
+
+/// The service of one connection: [`Routes`] and the peer's address.
+#[derive(Clone)]
+struct Connection {
+    routes: Routes,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<axum::http::Request<Incoming>> for Connection {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn call(&self, req: axum::http::Request<Incoming>) -> Self::Future {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        if self.routes.ops.owns(req.uri().path()) {
+            let ops = Arc::clone(&self.routes.ops);
+            Box::pin(async move { Ok(crate::gate::serve_stream(ops, req).await) })
+        } else {
+            let app = self.routes.app.clone();
+            Box::pin(app.oneshot(req))
+        }
     }
 }
 
