@@ -517,7 +517,19 @@ impl Shared {
                 if let Err(e) = self.medium.prepare_spare(self.options.segment_bytes) {
                     tracing::debug!("no spare log segment yet: {e}");
                     retry_at = Some(Instant::now() + Duration::from_millis(500));
+                    continue;
                 }
+            }
+            // A segment activated without a spare (at start, or when the
+            // disk was nearly full) grows with every write, so each fsync
+            // also journals its new size (about twice the time): sealed as
+            // soon as a spare is ready, the next write goes to the spare.
+            let growing = self
+                .writer
+                .try_lock()
+                .is_ok_and(|w| w.segment.as_ref().is_some_and(|s| s.capacity == 0));
+            if growing && self.medium.has_spare() {
+                self.seal();
             }
         }
     }

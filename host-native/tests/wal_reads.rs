@@ -229,3 +229,84 @@ fn a_purged_stream_reads_empty_and_metadata_merges() {
         .is_empty());
     assert_eq!(store.load_meta().unwrap(), meta);
 }
+
+/// A segment started without a spare grows with every write (each fsync
+/// also journals its size); once the background thread has a spare ready,
+/// writes move to it.
+#[test]
+fn writes_move_from_a_growing_segment_to_the_spare() {
+    let dir = tempfile::tempdir().unwrap();
+    let redb = RedbShards::open(dir.path(), 2).unwrap();
+    let log = dir.path().join("log");
+    let medium = DirMedium::open(&log).unwrap();
+    let segment_bytes = 1 << 20;
+    let options = LogOptions {
+        segment_bytes,
+        // Commits come every 20 ms: never idle, so only the spare can end
+        // the first segment (the background thread looks every 500 ms).
+        idle_seal: std::time::Duration::from_secs(1),
+        ..LogOptions::default()
+    };
+    let store = LoggedStore::with_medium(Arc::new(redb), Box::new(medium), options).unwrap();
+    // Sizes of the numbered segments present.
+    let segments = || -> Vec<u64> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(&log)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, e.metadata().unwrap().len())
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, len)| len).collect()
+    };
+    let mut start = 0;
+    let mut commit = |store: &LoggedStore| {
+        let record = Record {
+            start,
+            data: vec![7; 100],
+        };
+        start += 100;
+        store
+            .commit(&Batch {
+                ops: vec![Op::Append {
+                    path: "/s/g".into(),
+                    id: 1,
+                    record,
+                    mergeable: true,
+                }],
+            })
+            .unwrap();
+    };
+    commit(&store);
+    let first = segments();
+    assert_eq!(first.len(), 1);
+    assert!(
+        first[0] < segment_bytes,
+        "the first segment grows: {first:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        commit(&store);
+        if segments().last() == Some(&segment_bytes) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes never moved to the preallocated spare: {:?}",
+            segments()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        store
+            .read("/s/g", 1, 0, start, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|r| r.data.len())
+            .sum::<usize>() as u64,
+        start
+    );
+}
