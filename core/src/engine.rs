@@ -241,7 +241,8 @@ impl<S: Store> Engine<S> {
     pub fn handle(&mut self, req: Request, now: UnixMillis) -> Outcome {
         let cors = self.cors_headers(&req);
         let is_write = matches!(req.method, Method::Put | Method::Post | Method::Delete);
-        match self.dispatch(&req, now) {
+        let mut req = req;
+        match self.dispatch(&mut req, now) {
             Ok(Outcome::Respond(res)) if is_write => self.seal(res, cors),
             Ok(Outcome::Respond(res)) => Outcome::Respond(decorate(res, &cors)),
             Ok(Outcome::Wait(mut lp)) => {
@@ -329,7 +330,7 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    fn dispatch(&mut self, req: &Request, now: UnixMillis) -> Result<Outcome, EngineError> {
+    fn dispatch(&mut self, req: &mut Request, now: UnixMillis) -> Result<Outcome, EngineError> {
         if !req.path.starts_with(&self.config.stream_root)
             || req.path.len() == self.config.stream_root.len()
         {

@@ -14,19 +14,22 @@ use crate::store::{Batch, Op, Record, Store};
 use crate::time::UnixMillis;
 
 impl<S: Store> Engine<S> {
+    /// Takes the request's body once the append is accepted (no copy).
     pub(crate) fn append(
         &mut self,
-        req: &Request,
+        req: &mut Request,
         now: UnixMillis,
     ) -> Result<Response, EngineError> {
         let claim = producer_claim(req)?;
         let close = is_true(req.header_value(names::STREAM_CLOSED));
         let stream_seq = req.header_value(names::STREAM_SEQ).map(str::to_string);
-        let body = &req.body;
-        if body.is_empty() && !close {
+        let has_body = !req.body.is_empty();
+        if !has_body && !close {
             return Err(BadRequest::EmptyBody.into());
         }
-        let meta = self.live_stream(&req.path, now)?.meta.clone();
+        // One copy of the metadata: checks read it before any field changes.
+        let mut next = self.live_stream(&req.path, now)?.meta.clone();
+        let meta = &next;
         let tail = Offset(meta.tail);
 
         // PROTOCOL §5.2 error precedence: closed first.
@@ -36,7 +39,7 @@ impl<S: Store> Engine<S> {
                     return Ok(closed_ack(tail, Some(c), 204));
                 }
             }
-            if body.is_empty() {
+            if !has_body {
                 // Close-only on a closed stream is idempotent (PROTOCOL §5.2).
                 return Ok(closed_ack(tail, None, 204));
             }
@@ -44,8 +47,10 @@ impl<S: Store> Engine<S> {
         }
 
         let json = is_json(&meta.content_type);
+        // JSON messages are split (and validated) now; a byte-stream body
+        // is moved into its record once every check has passed.
         let mut messages = Vec::new();
-        if !body.is_empty() {
+        if has_body {
             let ct = req
                 .header_value(names::CONTENT_TYPE)
                 .map(str::trim)
@@ -54,21 +59,17 @@ impl<S: Store> Engine<S> {
             if !media_type(ct).eq_ignore_ascii_case(media_type(&meta.content_type)) {
                 return Err(Conflict::ContentTypeMismatch.into());
             }
-            messages = if json {
-                let mut m = split_messages(body, false).map_err(|e| match e {
+            if json {
+                messages = split_messages(&req.body, false).map_err(|e| match e {
                     JsonError::Invalid => BadRequest::InvalidJson,
                     JsonError::EmptyArray => BadRequest::EmptyJsonArray,
                 })?;
-                mark_batch_end(&mut m);
-                m
-            } else {
-                vec![body.clone()]
-            };
+                mark_batch_end(&mut messages);
+            }
         }
 
-        let mut next = meta.clone();
         if let Some(c) = &claim {
-            match check(meta.producers.get(&c.id).copied(), c.epoch, c.seq) {
+            match check(next.producers.get(&c.id).copied(), c.epoch, c.seq) {
                 Decision::Accept { next: state } => {
                     next.producers.insert(c.id.clone(), state);
                 }
@@ -89,7 +90,7 @@ impl<S: Store> Engine<S> {
             }
         }
         if let Some(seq) = &stream_seq {
-            if meta
+            if next
                 .last_stream_seq
                 .as_ref()
                 .is_some_and(|last| seq.as_bytes() <= last.as_bytes())
@@ -99,8 +100,15 @@ impl<S: Store> Engine<S> {
             next.last_stream_seq = Some(seq.clone());
         }
 
-        let added: u64 = messages.iter().map(|m| m.len() as u64).sum();
+        let added: u64 = if json {
+            messages.iter().map(|m| m.len() as u64).sum()
+        } else {
+            req.body.len() as u64
+        };
         self.check_quota(false, next.tail + added, added)?;
+        if has_body && !json {
+            messages.push(std::mem::take(&mut req.body));
+        }
         let mut batch = Batch::default();
         for data in messages {
             let start = next.tail;
@@ -133,7 +141,7 @@ impl<S: Store> Engine<S> {
         self.install(&req.path, next);
 
         // PROTOCOL §5.2.1: a producer's new data is 200; close-only is 204.
-        let mut res = Response::new(if claim.is_some() && !body.is_empty() {
+        let mut res = Response::new(if claim.is_some() && has_body {
             200
         } else {
             204

@@ -385,12 +385,12 @@ impl<S: Store> Engine<S> {
                 .collect::<String>()
                 .into_bytes()
         };
-        let req = Request::new(Method::Post, path)
+        let mut req = Request::new(Method::Post, path)
             .header("content-type", &content_type)
             .body(body);
         // The wake stream is an ordinary stream; a refusal (closed, type
         // mismatch) leaves the wake claimable and is not an error here.
-        let _ = self.append(&req, now);
+        let _ = self.append(&mut req, now);
     }
 
     /// After a group commits: link newly created streams that match a
