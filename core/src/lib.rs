@@ -33,6 +33,7 @@ pub mod headers;
 pub mod json;
 pub mod mem_store;
 pub mod offset;
+pub mod pieces;
 pub mod problem;
 pub mod producer;
 pub mod request;
@@ -53,6 +54,7 @@ pub use engine::{
 pub use error::{BadRequest, Conflict, EngineError, ProtocolError, Quota, Refusal};
 pub use mem_store::MemStore;
 pub use offset::{Offset, ReadFrom};
+pub use pieces::{Lent, Piece, Pieces};
 pub use request::{Method, Request};
 pub use response::{Body, Response};
 pub use store::{Batch, Op, Record, Store, StoreError, StreamId};

@@ -39,6 +39,8 @@ pub enum Body {
     Empty,
     /// A complete body.
     Full(Vec<u8>),
+    /// A complete body in pieces (a byte-stream read; see [`crate::pieces`]).
+    Pieces(crate::pieces::Pieces),
     /// A live SSE body: drive it with [`crate::Engine::sse_poll`].
     Sse(SseSession),
 }
@@ -84,10 +86,11 @@ impl Response {
     }
 
     /// The body bytes when the body is complete (empty otherwise).
-    pub fn body_bytes(&self) -> &[u8] {
+    pub fn body_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match &self.body {
-            Body::Full(b) => b,
-            _ => &[],
+            Body::Full(b) => std::borrow::Cow::Borrowed(b),
+            Body::Pieces(p) => p.contiguous(),
+            _ => std::borrow::Cow::Borrowed(&[]),
         }
     }
 }

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::pieces::Pieces;
+
 /// A stream's internal identity. Unique for the lifetime of a data directory,
 /// so a deleted and re-created path never shares data keys or ETags.
 pub type StreamId = u64;
@@ -143,6 +145,28 @@ pub trait Store {
         );
         Ok(())
     }
+
+    /// Like [`Store::read_bytes`], but appends the bytes to `out` as
+    /// pieces. A store that holds them in shareable memory once read lends
+    /// that memory instead of copying it (see [`crate::pieces`]); the
+    /// default copies once into an owned piece.
+    fn lend_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Pieces,
+    ) -> Result<(), StoreError> {
+        let want = usize::try_from(end.saturating_sub(from))
+            .unwrap_or(usize::MAX)
+            .min(max_bytes);
+        let mut bytes = Vec::with_capacity(want);
+        self.read_bytes(path, id, from, end, max_bytes, &mut bytes)?;
+        out.push_owned(bytes);
+        Ok(())
+    }
 }
 
 /// Appends to `out` the part of `records` (ascending `(start, bytes)`) that
@@ -204,5 +228,17 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
         out: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
         (**self).read_bytes(path, id, from, end, max_bytes, out)
+    }
+
+    fn lend_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Pieces,
+    ) -> Result<(), StoreError> {
+        (**self).lend_bytes(path, id, from, end, max_bytes, out)
     }
 }

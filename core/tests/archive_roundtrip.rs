@@ -70,7 +70,7 @@ fn describe(e: &mut Engine<MemStore>, path: &str) -> (u16, Vec<(String, String)>
                 Request::new(Method::Get, format!("{B}{path}")).query(&format!("offset={offset}")),
             );
             assert_eq!(r.status, 200, "{path}");
-            body.extend_from_slice(r.body_bytes());
+            body.extend_from_slice(&r.body_bytes());
             let next = r.header("stream-next-offset").unwrap().to_string();
             if r.header("stream-up-to-date").is_some() || next == offset {
                 break;
@@ -161,7 +161,7 @@ fn populate(e: &mut Engine<MemStore>) -> Vec<&'static str> {
         fork.status,
         201,
         "{:?}",
-        String::from_utf8_lossy(fork.body_bytes())
+        String::from_utf8_lossy(&fork.body_bytes())
     );
     post(
         e,
@@ -222,7 +222,7 @@ fn everything_round_trips() {
             e,
             Request::new(Method::Get, format!("{B}tenant-a/fork")).query("offset=-1"),
         );
-        assert_eq!(r.body_bytes(), b"[1,2,9]");
+        assert_eq!(&*r.body_bytes(), b"[1,2,9]");
     }
 }
 
@@ -303,7 +303,7 @@ fn quotas_refuse_writes_with_their_status() {
     assert_eq!(put(&mut e, "a", &text, b"12345678").status, 201);
     let r = post(&mut e, "a", &text, b"abc");
     assert_eq!(r.status, 413);
-    assert!(String::from_utf8_lossy(r.body_bytes()).contains("stream-size-limit"));
+    assert!(String::from_utf8_lossy(&r.body_bytes()).contains("stream-size-limit"));
     assert_eq!(post(&mut e, "a", &text, b"ab").status, 204);
     assert_eq!(
         put(&mut e, "b", &text, b"123456").status,
@@ -313,7 +313,7 @@ fn quotas_refuse_writes_with_their_status() {
     assert_eq!(put(&mut e, "b", &text, b"12345").status, 201);
     let r = put(&mut e, "c", &text, b"");
     assert_eq!(r.status, 507);
-    assert!(String::from_utf8_lossy(r.body_bytes()).contains("stream-count-limit"));
+    assert!(String::from_utf8_lossy(&r.body_bytes()).contains("stream-count-limit"));
     assert_eq!(e.stored_bytes(), 15);
     assert_eq!(
         call(&mut e, Request::new(Method::Delete, format!("{B}a"))).status,

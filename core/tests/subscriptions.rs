@@ -64,7 +64,7 @@ impl Host {
             .header("content-type", "application/json")
             .body(body.to_string());
         let res = self.send(req);
-        let v = serde_json::from_slice(res.body_bytes()).unwrap_or(Value::Null);
+        let v = serde_json::from_slice(&res.body_bytes()).unwrap_or(Value::Null);
         (res.status, v)
     }
 
@@ -76,7 +76,7 @@ impl Host {
         let res = self.send(req);
         (
             res.status,
-            serde_json::from_slice(res.body_bytes()).unwrap_or(Value::Null),
+            serde_json::from_slice(&res.body_bytes()).unwrap_or(Value::Null),
         )
     }
 
@@ -241,7 +241,7 @@ fn webhook_signature_verifies_with_the_served_jwks() {
     let res = h.send(Request::new(Method::Get, "/v1/stream/__ds/jwks.json"));
     assert_eq!(res.header("content-type"), Some("application/jwk-set+json"));
     assert_eq!(res.header("cache-control"), Some("public, max-age=300"));
-    let jwks: Value = serde_json::from_slice(res.body_bytes()).unwrap();
+    let jwks: Value = serde_json::from_slice(&res.body_bytes()).unwrap();
     h.create("events/one", "hello");
     let d = h.webhooks().pop().expect("a webhook");
     let header = d
@@ -410,7 +410,7 @@ fn pull_wake_claim_ack_release() {
     assert_eq!(h.json(Method::Put, "__ds/subscriptions/p", sub).0, 201);
     h.create("jobs/1", "work");
     let events: Value = serde_json::from_slice(
-        h.send(Request::new(Method::Get, "/v1/stream/wake/pool"))
+        &h.send(Request::new(Method::Get, "/v1/stream/wake/pool"))
             .body_bytes(),
     )
     .unwrap();
@@ -467,7 +467,7 @@ fn pull_wake_claim_ack_release() {
         204
     );
     let events: Value = serde_json::from_slice(
-        h.send(Request::new(Method::Get, "/v1/stream/wake/pool"))
+        &h.send(Request::new(Method::Get, "/v1/stream/wake/pool"))
             .body_bytes(),
     )
     .unwrap();
@@ -483,7 +483,7 @@ fn pull_wake_claim_ack_release() {
     // An unclaimed wake expires with the lease and is issued again.
     h.advance(1100);
     let events: Value = serde_json::from_slice(
-        h.send(Request::new(Method::Get, "/v1/stream/wake/pool"))
+        &h.send(Request::new(Method::Get, "/v1/stream/wake/pool"))
             .body_bytes(),
     )
     .unwrap();

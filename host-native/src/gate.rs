@@ -117,7 +117,7 @@ impl Ops {
         let res = self
             .driver
             .with_engine(|e, _| e.reject(&head, ProtocolError::Refused(refusal)));
-        let mut out = Response::new(Body::from(res.body_bytes().to_vec()));
+        let mut out = Response::new(Body::from(res.body_bytes().into_owned()));
         *out.status_mut() =
             StatusCode::from_u16(res.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (name, value) in &res.headers {

@@ -95,6 +95,7 @@ fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
     let body = match body {
         Body::Empty => AxumBody::empty(),
         Body::Full(bytes) => AxumBody::from(bytes),
+        Body::Pieces(pieces) => pieces_body(pieces),
         Body::Sse(session) => sse_body(Arc::clone(driver), session),
     };
     let mut out = AxumResponse::new(body);
@@ -107,6 +108,64 @@ fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
         }
     }
     out
+}
+
+/// A body sent piece by piece, without copying what the store lent: each
+/// piece becomes a `Bytes` that keeps its memory alive, and hyper writes
+/// them with vectored writes. The exact length is known, so the response
+/// carries `Content-Length`.
+fn pieces_body(pieces: ds_core::Pieces) -> AxumBody {
+    if pieces.count() <= 1 {
+        let bytes = pieces
+            .into_pieces()
+            .pop()
+            .map_or_else(Bytes::new, |p| Bytes::from_owner(PieceBytes(p)));
+        return AxumBody::from(bytes);
+    }
+    let len = pieces.len() as u64;
+    AxumBody::new(PiecesBody {
+        left: len,
+        parts: pieces.into_pieces().into_iter(),
+    })
+}
+
+/// A lent piece as the owner of a `Bytes`.
+struct PieceBytes(ds_core::Piece);
+
+impl AsRef<[u8]> for PieceBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
+/// See [`pieces_body`].
+struct PiecesBody {
+    left: u64,
+    parts: std::vec::IntoIter<ds_core::Piece>,
+}
+
+impl http_body::Body for PiecesBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.parts.next().map(|p| {
+            self.left -= p.bytes().len() as u64;
+            Ok(http_body::Frame::data(Bytes::from_owner(PieceBytes(p))))
+        });
+        std::task::Poll::Ready(next)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
 }
 
 /// A streaming body that drives `session` until the engine ends it, the

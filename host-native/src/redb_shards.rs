@@ -10,11 +10,11 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use ds_core::shard::{shard_of, SHARD_POLICY};
 use ds_core::store::copy_range;
-use ds_core::{Batch, Op, Record, Store, StoreError, StreamId};
+use ds_core::{Batch, Op, Pieces, Record, Store, StoreError, StreamId};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
     TableDefinition,
@@ -521,5 +521,62 @@ impl Store for RedbShards {
             }
             Ok(())
         })
+    }
+
+    fn lend_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Pieces,
+    ) -> Result<(), StoreError> {
+        let limit = end.min(from.saturating_add(max_bytes as u64));
+        self.with_db(self.shard_index(path), |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(DATA)?;
+            // The values as redb read them from disk, lent to the response:
+            // no copy in user space.
+            let mut pos = from;
+            let mut lend = |start: u64, value: redb::AccessGuard<'static, &'static [u8]>| {
+                let len = value.value().len();
+                if start > pos || pos >= limit {
+                    return false;
+                }
+                let skip = usize::try_from(pos - start).unwrap_or(usize::MAX);
+                if skip < len {
+                    let take = usize::try_from(limit - pos)
+                        .unwrap_or(usize::MAX)
+                        .min(len - skip);
+                    out.push_lent(Arc::new(Value(value)), skip..skip + take);
+                    pos += take as u64;
+                }
+                true
+            };
+            if let Some(entry) = table.range((id, 0)..=(id, from))?.next_back() {
+                let (k, v) = entry?;
+                lend(k.value().1, v);
+            }
+            if from < limit {
+                for entry in table.range((id, from + 1)..(id, limit))? {
+                    let (k, v) = entry?;
+                    if !lend(k.value().1, v) {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A value redb read, lent to a response ([`Store::lend_bytes`]): it holds
+/// the page buffer the value lies in, not the transaction.
+struct Value(redb::AccessGuard<'static, &'static [u8]>);
+
+impl AsRef<[u8]> for Value {
+    fn as_ref(&self) -> &[u8] {
+        self.0.value()
     }
 }

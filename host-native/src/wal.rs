@@ -38,7 +38,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ds_core::{Batch, Op, Record, Store, StoreError, StreamId};
+use ds_core::{Batch, Op, Pieces, Record, Store, StoreError, StreamId};
 
 use crate::redb_shards::{OpenError, RedbShards};
 use medium::{DirMedium, LogMedium, LogSegment};
@@ -186,7 +186,7 @@ impl LoggedStore {
         for n in medium.segments()? {
             let file = medium.open_read(n)?;
             let mut g = Generation::new(n, Arc::clone(&file), false);
-            let limit = file.len()?;
+            let limit = file.size()?;
             for ((batch, data_at), end) in frame::frames(n, file.as_ref(), limit) {
                 g.add(&batch, 0, end, &data_at);
             }
@@ -611,6 +611,34 @@ impl Store for LoggedStore {
         let pos = from + (out.len() - before) as u64;
         if pos < limit && found.first.is_some_and(|first| pos >= first) {
             found.copy_into(pos, limit, out).map_err(io_error)?;
+        }
+        Ok(())
+    }
+
+    fn lend_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Pieces,
+    ) -> Result<(), StoreError> {
+        let limit = end.min(from.saturating_add(max_bytes as u64));
+        // As `read_bytes`: checkpointed bytes lent by redb, the rest read
+        // from the log (one copy).
+        let found = lock(&self.shared.overlay).find(id, from, limit, usize::MAX);
+        let before = out.len();
+        if let Some(below) = found.redb_part(from, limit) {
+            self.shared
+                .redb
+                .lend_bytes(path, id, from, below, max_bytes, out)?;
+        }
+        let pos = from + (out.len() - before) as u64;
+        if pos < limit && found.first.is_some_and(|first| pos >= first) {
+            let mut bytes = Vec::new();
+            found.copy_into(pos, limit, &mut bytes).map_err(io_error)?;
+            out.push_owned(bytes);
         }
         Ok(())
     }

@@ -346,7 +346,7 @@ impl LogRead for DiskReader {
         Ok(())
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.volatile.lock().unwrap().len() as u64)
     }
 }
@@ -593,7 +593,7 @@ fn observe(engine: &mut Engine<DynStore>, p: &str) -> Expect {
     let closed = res.header("stream-closed") == Some("true");
     Expect {
         exists: true,
-        data: res.body_bytes().to_vec(),
+        data: res.body_bytes().into_owned(),
         closed,
     }
 }

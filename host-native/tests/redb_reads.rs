@@ -57,6 +57,15 @@ fn range_reads_match_the_memory_store() {
                     .take((end.min(5011).saturating_sub(from) as usize).min(max))
                     .collect();
                 assert_eq!(x, want, "read_bytes from {from} end {end} max {max}");
+                // Lent pieces (redb's pages, no copy) hold the same bytes.
+                let mut lent = ds_core::Pieces::new();
+                redb.lend_bytes("/v1/stream/s", 7, from, end, max, &mut lent)
+                    .unwrap();
+                assert_eq!(
+                    lent.to_vec(),
+                    want,
+                    "lend_bytes from {from} end {end} max {max}"
+                );
                 assert_eq!(y, want, "memory read_bytes from {from} end {end} max {max}");
                 if from < end.min(5011) {
                     assert!(

@@ -120,6 +120,11 @@ fn check(store: &LoggedStore, model: &[Vec<Record>], rng: &mut Rng, step: usize)
         let all: Vec<u8> = records.iter().flat_map(|r| r.data.clone()).collect();
         let upto = end.min(from + max as u64) as usize;
         assert_eq!(bytes, all[from as usize..upto], "{what}: read_bytes");
+        let mut lent = ds_core::Pieces::new();
+        store
+            .lend_bytes(&format!("/s/{i}"), i as u64 + 1, from, end, max, &mut lent)
+            .unwrap();
+        assert_eq!(lent.to_vec(), bytes, "{what}: lend_bytes");
         if mergeable(i) {
             check_merged(&got, records, from, end, max, &what);
         } else {

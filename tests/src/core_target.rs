@@ -129,6 +129,10 @@ impl CoreTarget {
                 head.body = bytes;
                 Live::Done(Some(head))
             }
+            Body::Pieces(pieces) => {
+                head.body = pieces.to_vec();
+                Live::Done(Some(head))
+            }
             Body::Sse(session) => Live::Streaming {
                 head,
                 session,
@@ -175,7 +179,8 @@ impl CoreTarget {
                             } = res;
                             let body = match body {
                                 Body::Full(b) => b,
-                                _ => Vec::new(),
+                                Body::Pieces(p) => p.to_vec(),
+                                Body::Empty | Body::Sse(_) => Vec::new(),
                             };
                             Live::Done(Some(Reply {
                                 request,

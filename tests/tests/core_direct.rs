@@ -144,7 +144,7 @@ fn staged_writes_are_invisible_until_committed() {
         Outcome::Respond(res) => res,
         other => panic!("a read answers at once, got {other:?}"),
     };
-    assert_eq!(before.body_bytes(), b"a");
+    assert_eq!(&*before.body_bytes(), b"a");
     let poll = match e.handle(get("s").offset(&tail).long_poll(), START) {
         Outcome::Wait(lp) => lp,
         other => panic!("the poll must wait for the commit, got {other:?}"),
@@ -164,7 +164,7 @@ fn staged_writes_are_invisible_until_committed() {
         }]
     );
     match e.resume(poll, START) {
-        Outcome::Respond(res) => assert_eq!(res.body_bytes(), b"b"),
+        Outcome::Respond(res) => assert_eq!(&*res.body_bytes(), b"b"),
         other => panic!("the commit must answer the poll, got {other:?}"),
     }
 }

@@ -7,6 +7,7 @@ use crate::engine::{decorate_with, Engine, Outcome, StreamState};
 use crate::error::{BadRequest, EngineError, ProtocolError};
 use crate::json::{is_json, render_array};
 use crate::offset::{Offset, ReadFrom};
+use crate::pieces::Pieces;
 use crate::problem::error_response;
 use crate::request::Request;
 use crate::response::{names, Body, Response};
@@ -68,7 +69,7 @@ impl View {
 
 /// A chunk of stream data ready to send.
 pub(crate) struct Chunk {
-    pub body: Vec<u8>,
+    pub body: Pieces,
     pub next: u64,
     /// Number of records (JSON messages) included.
     pub records: usize,
@@ -255,16 +256,13 @@ impl<S: Store> Engine<S> {
             let records = included.len();
             let body = render_array(included.into_iter().map(|r| r.data.as_slice()));
             Ok(Chunk {
-                body,
+                body: body.into(),
                 next,
                 records,
             })
         } else {
-            // Bytes: copied once, straight from the store into the body.
-            let want = usize::try_from(meta.tail.saturating_sub(from))
-                .unwrap_or(usize::MAX)
-                .min(max);
-            let mut body = Vec::with_capacity(want);
+            // Bytes: lent by the store, or copied once into the body.
+            let mut body = Pieces::new();
             let mut pos = from;
             for (seg_path, id, lo, hi) in
                 self.fork_chain(path, meta.id, meta.fork.as_ref(), meta.tail)?
@@ -278,7 +276,7 @@ impl<S: Store> Engine<S> {
                 }
                 let before = body.len();
                 self.store
-                    .read_bytes(seg_path, id, pos.max(lo), hi, room, &mut body)?;
+                    .lend_bytes(seg_path, id, pos.max(lo), hi, room, &mut body)?;
                 pos = pos.max(lo) + (body.len() - before) as u64;
                 if pos < hi {
                     break;
@@ -434,6 +432,6 @@ fn data_response(meta: &View, chunk: Chunk, etag: String) -> Response {
             res.set(names::STREAM_CLOSED, "true");
         }
     }
-    res.body = Body::Full(chunk.body);
+    res.body = Body::Pieces(chunk.body);
     res
 }

@@ -118,7 +118,7 @@ impl<S: Store> Engine<S> {
                     };
                     let mut event = Vec::new();
                     if chunk.next > session.position && !(json && chunk.records == 0) {
-                        push_data_event(&mut event, &chunk.body, session.encoding);
+                        push_data_event(&mut event, &chunk.body.contiguous(), session.encoding);
                     }
                     out.extend_from_slice(&event);
                     let frame = Frame {

@@ -261,7 +261,7 @@ mod tests {
             Ok(())
         }
 
-        fn len(&self) -> io::Result<u64> {
+        fn size(&self) -> io::Result<u64> {
             Ok(self.0.len() as u64)
         }
     }

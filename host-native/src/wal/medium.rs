@@ -39,8 +39,8 @@ pub trait LogMedium: Send + Sync + 'static {
 pub trait LogRead: Send + Sync {
     /// Fills `buf` from `offset`.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
-    /// The segment's current length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    /// The segment's current size in bytes.
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// One segment open for writing.
@@ -79,7 +79,7 @@ impl LogRead for File {
         self.read_exact_at(buf, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 }
