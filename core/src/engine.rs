@@ -29,6 +29,7 @@ pub mod read;
 pub mod sse_session;
 pub mod subscribe;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::config::{Config, CorsPolicy};
@@ -503,37 +504,38 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    fn cors_headers(&self, req: &Request) -> Vec<(&'static str, String)> {
+    fn cors_headers(&self, req: &Request) -> Vec<(&'static str, Cow<'static, str>)> {
         let origin = req.header_value(names::ORIGIN);
         let mut out = Vec::new();
         let allowed = match (&self.config.cors, origin) {
-            (CorsPolicy::AnyOrigin, _) => Some("*".to_string()),
+            (CorsPolicy::AnyOrigin, _) => Some(Cow::Borrowed("*")),
             (CorsPolicy::AllowList(list), Some(o)) if list.iter().any(|a| a == o) => {
-                Some(o.to_string())
+                Some(Cow::Owned(o.to_string()))
             }
             _ => None,
         };
         if let Some(allowed) = allowed {
             if allowed != "*" {
-                out.push(("vary", "Origin".to_string()));
+                out.push(("vary", Cow::Borrowed("Origin")));
             }
             out.push(("access-control-allow-origin", allowed));
             out.push((
                 "access-control-expose-headers",
-                crate::cors::EXPOSE_HEADERS.to_string(),
+                Cow::Borrowed(crate::cors::EXPOSE_HEADERS),
             ));
             if req.method == Method::Options {
                 out.push((
                     "access-control-allow-methods",
-                    crate::cors::ALLOW_METHODS.to_string(),
+                    Cow::Borrowed(crate::cors::ALLOW_METHODS),
                 ));
                 let requested = req.header_value("access-control-request-headers");
                 out.push((
                     "access-control-allow-headers",
-                    requested
-                        .map_or_else(|| crate::cors::ALLOW_HEADERS.to_string(), str::to_string),
+                    requested.map_or(Cow::Borrowed(crate::cors::ALLOW_HEADERS), |r| {
+                        Cow::Owned(r.to_string())
+                    }),
                 ));
-                out.push(("access-control-max-age", "86400".to_string()));
+                out.push(("access-control-max-age", Cow::Borrowed("86400")));
             }
         }
         out
@@ -541,7 +543,7 @@ impl<S: Store> Engine<S> {
 }
 
 /// Adds the security headers of PROTOCOL §12.7 and the CORS headers.
-fn decorate(mut res: Response, cors: &[(&'static str, String)]) -> Response {
+fn decorate(mut res: Response, cors: &[(&'static str, Cow<'static, str>)]) -> Response {
     res.set("x-content-type-options", "nosniff");
     res.set("cross-origin-resource-policy", "cross-origin");
     res.headers.extend(cors.iter().cloned());
@@ -549,7 +551,10 @@ fn decorate(mut res: Response, cors: &[(&'static str, String)]) -> Response {
 }
 
 /// Adds the security and CORS headers to a response built outside `handle`.
-pub(crate) fn decorate_with(res: Response, extra: &[(&'static str, String)]) -> Response {
+pub(crate) fn decorate_with(
+    res: Response,
+    extra: &[(&'static str, Cow<'static, str>)],
+) -> Response {
     decorate(res, extra)
 }
 

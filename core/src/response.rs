@@ -1,5 +1,7 @@
 //! Responses as plain data: what the engine hands back to a host.
 
+use std::borrow::Cow;
+
 use crate::engine::sse_session::SseSession;
 
 /// Response header names used by the protocol (lower case, as HTTP/2 wants).
@@ -50,8 +52,10 @@ pub enum Body {
 pub struct Response {
     /// HTTP status code.
     pub status: u16,
-    /// Header fields, names lower case.
-    pub headers: Vec<(&'static str, String)>,
+    /// Header fields, names lower case. Values are borrowed when they are
+    /// constants (most of them: CORS, security headers), so answering does
+    /// not allocate them per response.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body.
     pub body: Body,
 }
@@ -67,12 +71,12 @@ impl Response {
     }
 
     /// Adds a header.
-    pub fn set(&mut self, name: &'static str, value: impl Into<String>) {
+    pub fn set(&mut self, name: &'static str, value: impl Into<Cow<'static, str>>) {
         self.headers.push((name, value.into()));
     }
 
     /// Adds a header (builder style).
-    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Response {
+    pub fn with(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Response {
         self.set(name, value);
         self
     }
@@ -82,7 +86,7 @@ impl Response {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// The body bytes when the body is complete (empty otherwise).

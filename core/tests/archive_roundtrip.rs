@@ -58,7 +58,7 @@ fn describe(e: &mut Engine<MemStore>, path: &str) -> (u16, Vec<(String, String)>
                     | "stream-expires-at"
             )
         })
-        .map(|(n, v)| (n.to_string(), v.clone()))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
     headers.sort();
     let mut body = Vec::new();

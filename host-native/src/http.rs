@@ -102,8 +102,13 @@ fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
     *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = out.headers_mut();
     for (name, value) in headers {
-        // Takes the String's buffer: no copy.
-        if let Ok(v) = HeaderValue::try_from(value) {
+        // Constants (the engine's own literals, all valid header text) are
+        // used in place; a String's buffer is taken (no copy).
+        let value = match value {
+            std::borrow::Cow::Borrowed(s) => Ok(HeaderValue::from_static(s)),
+            std::borrow::Cow::Owned(s) => HeaderValue::try_from(s),
+        };
+        if let Ok(v) = value {
             map.append(HeaderName::from_static(name), v);
         }
     }

@@ -290,7 +290,10 @@ impl LocalHost {
         };
         Reply {
             status,
-            headers,
+            headers: headers
+                .into_iter()
+                .map(|(n, v)| (n, v.into_owned()))
+                .collect(),
             body,
         }
     }

@@ -119,7 +119,7 @@ impl CoreTarget {
             status,
             headers: headers
                 .into_iter()
-                .map(|(n, v)| (n.to_ascii_lowercase(), v))
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.into_owned()))
                 .collect(),
             body: Vec::new(),
         };
@@ -187,7 +187,7 @@ impl CoreTarget {
                                 status,
                                 headers: headers
                                     .into_iter()
-                                    .map(|(n, v)| (n.to_ascii_lowercase(), v))
+                                    .map(|(n, v)| (n.to_ascii_lowercase(), v.into_owned()))
                                     .collect(),
                                 body,
                             }))

@@ -43,7 +43,7 @@ pub(crate) struct Publish {
 struct Entry {
     ticket: Option<Ticket>,
     response: Option<Response>,
-    cors: Vec<(&'static str, String)>,
+    cors: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
     publish: Vec<Publish>,
 }
 
@@ -107,7 +107,7 @@ impl<S: Store> Engine<S> {
     pub(crate) fn seal(
         &mut self,
         response: Response,
-        cors: Vec<(&'static str, String)>,
+        cors: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
     ) -> Outcome {
         let publish = std::mem::take(&mut self.staging.scratch);
         let dirty = std::mem::take(&mut self.staging.dirty);

@@ -40,7 +40,7 @@ pub struct LongPoll {
     id: StreamId,
     position: u64,
     cursor: Option<String>,
-    pub(crate) extra_headers: Vec<(&'static str, String)>,
+    pub(crate) extra_headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
 }
 
 /// A stream as readers see it: the committed tail and closure.
