@@ -537,9 +537,11 @@ impl Store for RedbShards {
             let txn = db.begin_read()?;
             let table = txn.open_table(DATA)?;
             // The values as redb read them from disk, lent to the response:
-            // no copy in user space.
+            // no copy in user space. Each lent value keeps the read
+            // transaction alive (redb's owned guards), so redb neither frees
+            // nor rewrites its page while a response still holds it.
             let mut pos = from;
-            let mut lend = |start: u64, value: redb::AccessGuard<'static, &'static [u8]>| {
+            let mut lend = |start: u64, value: redb::OwnedAccessGuard<&'static [u8]>| {
                 let len = value.value().len();
                 if start > pos || pos >= limit {
                     return false;
@@ -554,12 +556,12 @@ impl Store for RedbShards {
                 }
                 true
             };
-            if let Some(entry) = table.range((id, 0)..=(id, from))?.next_back() {
+            if let Some(entry) = table.range_owned((id, 0)..=(id, from))?.next_back() {
                 let (k, v) = entry?;
                 lend(k.value().1, v);
             }
             if from < limit {
-                for entry in table.range((id, from + 1)..(id, limit))? {
+                for entry in table.range_owned((id, from + 1)..(id, limit))? {
                     let (k, v) = entry?;
                     if !lend(k.value().1, v) {
                         break;
@@ -572,8 +574,11 @@ impl Store for RedbShards {
 }
 
 /// A value redb read, lent to a response ([`Store::lend_bytes`]): it holds
-/// the page buffer the value lies in, not the transaction.
-struct Value(redb::AccessGuard<'static, &'static [u8]>);
+/// the page buffer the value lies in and the read transaction it was read
+/// in. (Holding only the page is not enough: once the transaction ends,
+/// redb may free the page and reuse its cached buffer for a write, which
+/// needs the buffer unshared.)
+struct Value(redb::OwnedAccessGuard<&'static [u8]>);
 
 impl AsRef<[u8]> for Value {
     fn as_ref(&self) -> &[u8] {
