@@ -539,10 +539,15 @@ impl Store for RedbShards {
             // The values as redb read them from disk, lent to the response:
             // no copy in user space. Each lent value keeps the read
             // transaction alive (redb's owned guards), so redb neither frees
-            // nor rewrites its page while a response still holds it.
+            // nor rewrites its page while a response still holds it. Small
+            // values (records a checkpoint could not merge: a stream that
+            // gets one append now and then) are copied into one run
+            // instead: thousands of tiny pieces would cost a write each.
             let mut pos = from;
+            let mut small: Vec<u8> = Vec::new();
             let mut lend = |start: u64, value: redb::OwnedAccessGuard<&'static [u8]>| {
-                let len = value.value().len();
+                let data = value.value();
+                let len = data.len();
                 if start > pos || pos >= limit {
                     return false;
                 }
@@ -551,7 +556,14 @@ impl Store for RedbShards {
                     let take = usize::try_from(limit - pos)
                         .unwrap_or(usize::MAX)
                         .min(len - skip);
-                    out.push_lent(Arc::new(Value(value)), skip..skip + take);
+                    if take < LEND_MIN_BYTES {
+                        small.extend_from_slice(&data[skip..skip + take]);
+                    } else {
+                        if !small.is_empty() {
+                            out.push_owned(std::mem::take(&mut small));
+                        }
+                        out.push_lent(Arc::new(Value(value)), skip..skip + take);
+                    }
                     pos += take as u64;
                 }
                 true
@@ -568,10 +580,16 @@ impl Store for RedbShards {
                     }
                 }
             }
+            if !small.is_empty() {
+                out.push_owned(small);
+            }
             Ok(())
         })
     }
 }
+
+/// Values smaller than this are copied rather than lent.
+const LEND_MIN_BYTES: usize = 16 << 10;
 
 /// A value redb read, lent to a response ([`Store::lend_bytes`]): it holds
 /// the page buffer the value lies in and the read transaction it was read

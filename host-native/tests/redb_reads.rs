@@ -88,14 +88,20 @@ fn range_reads_match_the_memory_store() {
 fn lent_bytes_survive_purges_and_rewrites() {
     let dir = tempfile::tempdir().unwrap();
     let redb = RedbShards::open(dir.path(), 1).unwrap();
-    let layout: Vec<(u64, usize)> = (0..40).map(|i| (i * 5000, 5000)).collect();
+    // 40 values big enough to be lent, then 30 small ones (copied).
+    let mut layout: Vec<(u64, usize)> = (0..40).map(|i| (i * 20_000, 20_000)).collect();
+    layout.extend((0..30).map(|i| (800_000 + i * 100, 100)));
     redb.commit(&batch(&layout)).unwrap();
     let mut lent = ds_core::Pieces::new();
-    redb.lend_bytes("/v1/stream/s", 7, 0, 200_000, usize::MAX, &mut lent)
+    redb.lend_bytes("/v1/stream/s", 7, 0, 803_000, usize::MAX, &mut lent)
         .unwrap();
     let before = lent.to_vec();
-    assert_eq!(before.len(), 200_000);
-    assert!(lent.count() > 1, "one piece per stored value");
+    assert_eq!(before.len(), 803_000);
+    assert_eq!(
+        lent.count(),
+        41,
+        "one piece per big value, one run of small ones"
+    );
     redb.commit(&Batch {
         ops: vec![Op::PurgeData {
             path: "/v1/stream/s".into(),
@@ -110,8 +116,8 @@ fn lent_bytes_survive_purges_and_rewrites() {
                 path: "/v1/stream/t".into(),
                 id: 8,
                 record: Record {
-                    start: (round * 40 + i) * 5000,
-                    data: vec![0xEE; 5000],
+                    start: (round * 40 + i) * 20_000,
+                    data: vec![0xEE; 20_000],
                 },
                 mergeable: false,
             });
@@ -122,7 +128,7 @@ fn lent_bytes_survive_purges_and_rewrites() {
     drop(lent);
     // The purge took effect for new reads.
     let mut after = ds_core::Pieces::new();
-    redb.lend_bytes("/v1/stream/s", 7, 0, 200_000, usize::MAX, &mut after)
+    redb.lend_bytes("/v1/stream/s", 7, 0, 803_000, usize::MAX, &mut after)
         .unwrap();
     assert!(after.is_empty());
 }
