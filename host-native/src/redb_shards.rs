@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use ds_core::shard::{shard_of, SHARD_POLICY};
-use ds_core::store::copy_range;
 use ds_core::{Batch, Op, Pieces, Record, Store, StoreError, StreamId};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
@@ -499,28 +498,11 @@ impl Store for RedbShards {
         max_bytes: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
-        let limit = end.min(from.saturating_add(max_bytes as u64));
-        self.with_db(self.shard_index(path), |db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(DATA)?;
-            // Straight from redb's pages into `out`: one copy.
-            let mut pos = from;
-            if let Some(entry) = table.range((id, 0)..=(id, from))?.next_back() {
-                let (k, v) = entry?;
-                pos = copy_range([(k.value().1, v.value())], pos, limit, usize::MAX, out);
-            }
-            if from < limit {
-                for entry in table.range((id, from + 1)..(id, limit))? {
-                    let (k, v) = entry?;
-                    let start = k.value().1;
-                    if start > pos || pos >= limit {
-                        break;
-                    }
-                    pos = copy_range([(start, v.value())], pos, limit, usize::MAX, out);
-                }
-            }
-            Ok(())
-        })
+        // Responses use `lend_bytes`; this flattens what it lends.
+        let mut pieces = Pieces::new();
+        self.lend_bytes(path, id, from, end, max_bytes, &mut pieces)?;
+        pieces.iter().for_each(|p| out.extend_from_slice(p));
+        Ok(())
     }
 
     fn lend_bytes(

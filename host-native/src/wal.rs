@@ -599,19 +599,10 @@ impl Store for LoggedStore {
         max_bytes: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
-        let limit = end.min(from.saturating_add(max_bytes as u64));
-        // Every record overlapping [from, limit): the byte limit bounds it.
-        let found = lock(&self.shared.overlay).find(id, from, limit, usize::MAX);
-        let before = out.len();
-        if let Some(below) = found.redb_part(from, limit) {
-            self.shared
-                .redb
-                .read_bytes(path, id, from, below, max_bytes, out)?;
-        }
-        let pos = from + (out.len() - before) as u64;
-        if pos < limit && found.first.is_some_and(|first| pos >= first) {
-            found.copy_into(pos, limit, out).map_err(io_error)?;
-        }
+        // Responses use `lend_bytes`; this flattens what it lends.
+        let mut pieces = Pieces::new();
+        self.lend_bytes(path, id, from, end, max_bytes, &mut pieces)?;
+        pieces.iter().for_each(|p| out.extend_from_slice(p));
         Ok(())
     }
 
