@@ -590,22 +590,6 @@ impl Store for LoggedStore {
         Ok(out)
     }
 
-    fn read_bytes(
-        &self,
-        path: &str,
-        id: StreamId,
-        from: u64,
-        end: u64,
-        max_bytes: usize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), StoreError> {
-        // Responses use `lend_bytes`; this flattens what it lends.
-        let mut pieces = Pieces::new();
-        self.lend_bytes(path, id, from, end, max_bytes, &mut pieces)?;
-        pieces.iter().for_each(|p| out.extend_from_slice(p));
-        Ok(())
-    }
-
     fn lend_bytes(
         &self,
         path: &str,
