@@ -30,8 +30,21 @@ pub struct Config {
     pub stream_root: String,
     /// How long a long-poll waits for data before answering 204.
     pub long_poll_timeout_ms: u64,
-    /// Most bytes a catch-up read returns in one response.
+    /// Most bytes one read holds in memory: a catch-up or long-poll
+    /// response of a JSON stream, an SSE event, or a byte-stream response
+    /// from a store that reads everything before sending
+    /// ([`crate::Store::defers`] false: the memory store).
     pub max_chunk_bytes: usize,
+    /// Most bytes one catch-up or long-poll response of a byte stream
+    /// returns when the store reads them as they are sent
+    /// ([`crate::Store::defers`]: the native durable store); such a
+    /// response holds about one `streamed_window_bytes` window in memory
+    /// however long it is. Large so that a distant client catches up in few
+    /// round trips. Never less than `max_chunk_bytes` in effect.
+    pub max_streamed_read_bytes: usize,
+    /// Such a response's first window is read before it starts, the rest
+    /// window by window as it is sent (see [`crate::pieces`]).
+    pub streamed_window_bytes: usize,
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
     /// An SSE response ends after this long so clients reconnect (§10.2).
@@ -55,6 +68,8 @@ impl Default for Config {
             stream_root: "/v1/stream/".to_string(),
             long_poll_timeout_ms: 30_000,
             max_chunk_bytes: 1 << 20,
+            max_streamed_read_bytes: 16 << 20,
+            streamed_window_bytes: 256 << 10,
             max_body_bytes: 64 << 20,
             sse_reconnect_ms: 60_000,
             sse_keep_alive_ms: 15_000,

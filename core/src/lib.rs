@@ -54,7 +54,7 @@ pub use engine::{
 pub use error::{BadRequest, Conflict, EngineError, ProtocolError, Quota, Refusal};
 pub use mem_store::MemStore;
 pub use offset::{Offset, ReadFrom};
-pub use pieces::{Lent, Piece, Pieces};
+pub use pieces::{load_exactly, Deferred, Lent, Piece, Pieces};
 pub use request::{Method, Request};
 pub use response::{Body, Response};
 pub use store::{Batch, Op, Record, Store, StoreError, StreamId};

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::pieces::Pieces;
+use crate::pieces::{Deferred, Pieces};
 
 /// A stream's internal identity. Unique for the lifetime of a data directory,
 /// so a deleted and re-created path never shares data keys or ETags.
@@ -167,6 +167,27 @@ pub trait Store {
         out.push_owned(bytes);
         Ok(())
     }
+
+    /// True when [`Store::defer_bytes`] hands out deferred reads (then a
+    /// byte-stream response may be as long as
+    /// [`crate::Config::max_streamed_read_bytes`]).
+    fn defers(&self) -> bool {
+        false
+    }
+
+    /// The bytes of stream `id` in `[from, end)`, all committed, to be read
+    /// later, when a response gets to them ([`crate::pieces::Deferred`]):
+    /// the handle reads them as [`Store::lend_bytes`] would then. `None`
+    /// (the default) when this store reads only now.
+    fn defer_bytes(
+        &self,
+        _path: &str,
+        _id: StreamId,
+        _from: u64,
+        _end: u64,
+    ) -> Option<std::sync::Arc<dyn Deferred>> {
+        None
+    }
 }
 
 /// Appends to `out` the part of `records` (ascending `(start, bytes)`) that
@@ -240,5 +261,19 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
         out: &mut Pieces,
     ) -> Result<(), StoreError> {
         (**self).lend_bytes(path, id, from, end, max_bytes, out)
+    }
+
+    fn defers(&self) -> bool {
+        (**self).defers()
+    }
+
+    fn defer_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+    ) -> Option<std::sync::Arc<dyn Deferred>> {
+        (**self).defer_bytes(path, id, from, end)
     }
 }

@@ -56,9 +56,20 @@ pub struct ServeArgs {
         value_name = "MS"
     )]
     pub long_poll_timeout_ms: u64,
-    /// Most bytes one catch-up read returns.
+    /// Most bytes one read holds in memory: a JSON-stream read, an SSE
+    /// event, a byte-stream read in --memory mode
     #[arg(long, env = "DS_MAX_CHUNK_BYTES", default_value_t = 1 << 20, value_name = "N")]
     pub max_chunk_bytes: usize,
+    /// Most bytes one read of a byte stream returns from the data
+    /// directory; they are read from disk as they are sent, so a response
+    /// holds about 256 KiB in memory however long it is
+    #[arg(
+        long,
+        env = "DS_MAX_STREAMED_READ_BYTES",
+        default_value_t = 16 << 20,
+        value_name = "N"
+    )]
+    pub max_streamed_read_bytes: usize,
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, env = "DS_MAX_BODY_BYTES", default_value_t = 64 << 20, value_name = "N")]
     pub max_body_bytes: usize,
@@ -290,8 +301,10 @@ pub struct Settings {
     pub memory: bool,
     /// Long-poll wait before 204.
     pub long_poll_timeout_ms: u64,
-    /// Most bytes per catch-up read.
+    /// Most bytes one read holds in memory.
     pub max_chunk_bytes: usize,
+    /// Most bytes one byte-stream read streams from the data directory.
+    pub max_streamed_read_bytes: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// CORS allow-list (`*` or comma-separated origins).
@@ -475,6 +488,7 @@ struct FileConfig {
     memory: Option<bool>,
     long_poll_timeout_ms: Option<u64>,
     max_chunk_bytes: Option<usize>,
+    max_streamed_read_bytes: Option<usize>,
     max_body_bytes: Option<usize>,
     cors_origins: Option<String>,
     h2c: Option<bool>,
@@ -559,6 +573,7 @@ impl Settings {
             memory: pick!(memory, file.memory),
             long_poll_timeout_ms: pick!(long_poll_timeout_ms, file.long_poll_timeout_ms),
             max_chunk_bytes: pick!(max_chunk_bytes, file.max_chunk_bytes),
+            max_streamed_read_bytes: pick!(max_streamed_read_bytes, file.max_streamed_read_bytes),
             max_body_bytes: pick!(max_body_bytes, file.max_body_bytes),
             cors_origins: pick!(cors_origins, file.cors_origins),
             h2c: pick!(h2c, file.h2c),
@@ -615,6 +630,11 @@ impl Settings {
         if self.max_chunk_bytes == 0 {
             return bad("max_chunk_bytes (--max-chunk-bytes) must be at least 1".into());
         }
+        if self.max_streamed_read_bytes == 0 {
+            return bad(
+                "max_streamed_read_bytes (--max-streamed-read-bytes) must be at least 1".into(),
+            );
+        }
         if self.limits.max_connections == 0 {
             return bad("limits.max_connections (--max-connections) must be at least 1".into());
         }
@@ -668,6 +688,7 @@ impl Settings {
         let mut engine = ds_core::Config {
             long_poll_timeout_ms: self.long_poll_timeout_ms,
             max_chunk_bytes: self.max_chunk_bytes,
+            max_streamed_read_bytes: self.max_streamed_read_bytes,
             max_body_bytes: self.max_body_bytes,
             allow_local_webhooks: self.allow_local_webhooks,
             quotas: ds_core::Quotas {

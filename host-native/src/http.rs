@@ -117,20 +117,26 @@ fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
 
 /// A body sent piece by piece, without copying what the store lent: each
 /// piece becomes a `Bytes` that keeps its memory alive, and hyper writes
-/// them with vectored writes. The exact length is known, so the response
-/// carries `Content-Length`.
+/// them with vectored writes. Deferred parts are read one window at a time,
+/// when hyper asks for more (it asks when its write buffer has room): a
+/// response holds about one window in memory however long it is. (Reading
+/// ahead on another thread was slower: the window read into one core's
+/// cache was then copied to the socket from the other.) The exact length
+/// is known, so the response carries `Content-Length`.
 fn pieces_body(pieces: ds_core::Pieces) -> AxumBody {
-    if pieces.count() <= 1 {
-        let bytes = pieces
-            .into_pieces()
-            .pop()
+    let len = pieces.len() as u64;
+    let (ready, later) = pieces.into_parts();
+    if ready.len() <= 1 && later.is_empty() {
+        let bytes = ready
+            .into_iter()
+            .next()
             .map_or_else(Bytes::new, |p| Bytes::from_owner(PieceBytes(p)));
         return AxumBody::from(bytes);
     }
-    let len = pieces.len() as u64;
     AxumBody::new(PiecesBody {
         left: len,
-        parts: pieces.into_pieces().into_iter(),
+        ready: ready.into_iter(),
+        later: later.into_iter(),
     })
 }
 
@@ -146,22 +152,38 @@ impl AsRef<[u8]> for PieceBytes {
 /// See [`pieces_body`].
 struct PiecesBody {
     left: u64,
-    parts: std::vec::IntoIter<ds_core::Piece>,
+    ready: std::vec::IntoIter<ds_core::Piece>,
+    later: std::vec::IntoIter<Arc<dyn ds_core::Deferred>>,
 }
 
 impl http_body::Body for PiecesBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         _cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let next = self.parts.next().map(|p| {
-            self.left -= p.bytes().len() as u64;
-            Ok(http_body::Frame::data(Bytes::from_owner(PieceBytes(p))))
-        });
-        std::task::Poll::Ready(next)
+        loop {
+            if let Some(p) = self.ready.next() {
+                self.left -= p.bytes().len() as u64;
+                let frame = http_body::Frame::data(Bytes::from_owner(PieceBytes(p)));
+                return std::task::Poll::Ready(Some(Ok(frame)));
+            }
+            let Some(part) = self.later.next() else {
+                return std::task::Poll::Ready(None);
+            };
+            // A page-cache read, as the engine's own reads: done in place.
+            let mut window = ds_core::Pieces::new();
+            if let Err(e) = ds_core::load_exactly(part.as_ref(), &mut window) {
+                // The headers are sent: all that is left is to cut the
+                // response short, which the client sees as an error.
+                tracing::warn!(error = %e, "a read failed mid-response; closing the connection");
+                self.later = Vec::new().into_iter();
+                return std::task::Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))));
+            }
+            self.ready = window.into_parts().0.into_iter();
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -38,7 +38,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ds_core::{Batch, Op, Pieces, Record, Store, StoreError, StreamId};
+use ds_core::{Batch, Deferred, Op, Pieces, Record, Store, StoreError, StreamId};
 
 use crate::redb_shards::{OpenError, RedbShards};
 use medium::{DirMedium, LogMedium, LogSegment};
@@ -535,6 +535,61 @@ impl Shared {
     }
 }
 
+/// Bytes of a stream read when a response gets to them
+/// ([`Store::defer_bytes`]): read then exactly as `lend_bytes` would, from
+/// the log or redb, wherever they are by that time.
+struct LaterBytes {
+    shared: Arc<Shared>,
+    path: String,
+    id: StreamId,
+    range: std::ops::Range<u64>,
+}
+
+impl Deferred for LaterBytes {
+    fn len(&self) -> usize {
+        usize::try_from(self.range.end - self.range.start).unwrap_or(usize::MAX)
+    }
+
+    fn load(&self, out: &mut Pieces) -> Result<(), StoreError> {
+        let Self {
+            shared,
+            path,
+            id,
+            range,
+        } = self;
+        shared.lend_bytes(path, *id, range.start, range.end, self.len(), out)
+    }
+}
+
+impl Shared {
+    /// [`Store::lend_bytes`]: checkpointed bytes lent by redb, the rest read
+    /// from the log (one copy).
+    fn lend_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+        max_bytes: usize,
+        out: &mut Pieces,
+    ) -> Result<(), StoreError> {
+        let limit = end.min(from.saturating_add(max_bytes as u64));
+        let found = lock(&self.overlay).find(id, from, limit, usize::MAX);
+        let before = out.len();
+        if let Some(below) = found.redb_part(from, limit) {
+            self.redb
+                .lend_bytes(path, id, from, below, max_bytes, out)?;
+        }
+        let pos = from + (out.len() - before) as u64;
+        if pos < limit && found.first.is_some_and(|first| pos >= first) {
+            let mut bytes = Vec::new();
+            found.copy_into(pos, limit, &mut bytes).map_err(io_error)?;
+            out.push_owned(bytes);
+        }
+        Ok(())
+    }
+}
+
 impl Store for LoggedStore {
     fn load_meta(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         // Under the overlay lock: no checkpoint can land unseen in between.
@@ -599,23 +654,26 @@ impl Store for LoggedStore {
         max_bytes: usize,
         out: &mut Pieces,
     ) -> Result<(), StoreError> {
-        let limit = end.min(from.saturating_add(max_bytes as u64));
-        // As `read_bytes`: checkpointed bytes lent by redb, the rest read
-        // from the log (one copy).
-        let found = lock(&self.shared.overlay).find(id, from, limit, usize::MAX);
-        let before = out.len();
-        if let Some(below) = found.redb_part(from, limit) {
-            self.shared
-                .redb
-                .lend_bytes(path, id, from, below, max_bytes, out)?;
-        }
-        let pos = from + (out.len() - before) as u64;
-        if pos < limit && found.first.is_some_and(|first| pos >= first) {
-            let mut bytes = Vec::new();
-            found.copy_into(pos, limit, &mut bytes).map_err(io_error)?;
-            out.push_owned(bytes);
-        }
-        Ok(())
+        self.shared.lend_bytes(path, id, from, end, max_bytes, out)
+    }
+
+    fn defers(&self) -> bool {
+        true
+    }
+
+    fn defer_bytes(
+        &self,
+        path: &str,
+        id: StreamId,
+        from: u64,
+        end: u64,
+    ) -> Option<Arc<dyn Deferred>> {
+        Some(Arc::new(LaterBytes {
+            shared: Arc::clone(&self.shared),
+            path: path.to_owned(),
+            id,
+            range: from..end.max(from),
+        }))
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {

@@ -81,6 +81,11 @@ max_live_readers = 70
         assert_eq!(c["log"]["format"].as_str(), Some("json"));
         assert_eq!(c["max_chunk_bytes"].as_integer(), Some(1 << 20), "default");
         assert_eq!(
+            c["max_streamed_read_bytes"].as_integer(),
+            Some(16 << 20),
+            "default"
+        );
+        assert_eq!(
             limits["max_pending_writes"].as_integer(),
             Some(1024),
             "default"

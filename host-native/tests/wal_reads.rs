@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use ds_core::{Batch, Op, Record, Store};
+use ds_core::{load_exactly, Batch, Deferred, Op, Record, Store};
 use durable_streams_server::redb_shards::RedbShards;
 use durable_streams_server::wal::medium::DirMedium;
 use durable_streams_server::wal::{LogOptions, LoggedStore};
@@ -103,7 +103,26 @@ fn check_merged(got: &[Record], records: &[Record], from: u64, end: u64, max: us
     }
 }
 
-fn check(store: &LoggedStore, model: &[Vec<Record>], rng: &mut Rng, step: usize) {
+/// A deferred read made at one step and its bytes, loaded a step later.
+type Pending = Vec<(Arc<dyn Deferred>, Vec<u8>, String)>;
+
+/// Loads every deferred read made earlier: the bytes are the same,
+/// wherever the checkpoints moved them meanwhile.
+fn load_pending(pending: &mut Pending) {
+    for (later, want, what) in pending.drain(..) {
+        let mut got = ds_core::Pieces::new();
+        load_exactly(later.as_ref(), &mut got).unwrap();
+        assert_eq!(got.to_vec(), want, "{what}: deferred, loaded later");
+    }
+}
+
+fn check(
+    store: &LoggedStore,
+    model: &[Vec<Record>],
+    rng: &mut Rng,
+    step: usize,
+    pending: &mut Pending,
+) {
     for (i, records) in model.iter().enumerate() {
         let tail = records.last().map_or(0, |r| r.end());
         let from = rng.below(tail + 1);
@@ -126,6 +145,13 @@ fn check(store: &LoggedStore, model: &[Vec<Record>], rng: &mut Rng, step: usize)
             .unwrap();
         assert_eq!(lent.to_vec(), bytes, "{what}: lend_bytes");
         if mergeable(i) {
+            let later = store
+                .defer_bytes(&format!("/s/{i}"), i as u64 + 1, from, upto as u64)
+                .expect("the log store defers");
+            assert_eq!(later.len(), bytes.len(), "{what}: deferred length");
+            pending.push((later, bytes.clone(), what.clone()));
+        }
+        if mergeable(i) {
             check_merged(&got, records, from, end, max, &what);
         } else {
             assert_eq!(got, model_read(records, from, end, max), "{what}");
@@ -140,6 +166,7 @@ fn reads_match_the_model_across_overlay_checkpoints_and_replay() {
         let mut rng = Rng(7 + u64::from(background));
         let mut model: Vec<Vec<Record>> = vec![Vec::new(); 4];
         let mut store = open(dir.path(), background);
+        let mut pending = Pending::new();
         for step in 0..1500 {
             let mut batch = Batch::default();
             for _ in 0..=rng.below(3) {
@@ -159,22 +186,27 @@ fn reads_match_the_model_across_overlay_checkpoints_and_replay() {
                 });
             }
             store.commit(&batch).unwrap();
-            check(&store, &model, &mut rng, step);
+            load_pending(&mut pending);
+            check(&store, &model, &mut rng, step, &mut pending);
             match rng.below(100) {
                 0 => store.checkpoint().unwrap(),
                 1 => {
-                    // Reopen: whatever the log holds is replayed.
+                    // Reopen: whatever the log holds is replayed. (Deferred
+                    // reads hold the store open: loaded first.)
+                    load_pending(&mut pending);
                     drop(store);
                     store = open(dir.path(), background);
-                    check(&store, &model, &mut rng, step);
+                    check(&store, &model, &mut rng, step, &mut pending);
                 }
                 2 if background => std::thread::sleep(std::time::Duration::from_millis(10)),
                 _ => {}
             }
         }
         store.checkpoint().unwrap();
+        load_pending(&mut pending);
         assert_eq!(store.overlay_bytes(), 0, "a checkpoint empties the overlay");
-        check(&store, &model, &mut rng, usize::MAX);
+        check(&store, &model, &mut rng, usize::MAX, &mut pending);
+        load_pending(&mut pending);
     }
 }
 
@@ -203,6 +235,7 @@ fn a_purged_stream_reads_empty_and_metadata_merges() {
         })
         .unwrap();
     store.checkpoint().unwrap();
+    let deferred = store.defer_bytes("/s/p", 9, 0, 100).unwrap();
     store
         .commit(&Batch {
             ops: vec![
@@ -225,6 +258,8 @@ fn a_purged_stream_reads_empty_and_metadata_merges() {
         .read("/s/p", 9, 0, 200, usize::MAX)
         .unwrap()
         .is_empty());
+    let err = load_exactly(deferred.as_ref(), &mut ds_core::Pieces::new()).unwrap_err();
+    assert!(err.to_string().contains("deleted meanwhile"), "{err}");
     let meta = store.load_meta().unwrap();
     assert_eq!(meta, vec![("/s/q".to_string(), b"two".to_vec())]);
     store.checkpoint().unwrap();

@@ -280,7 +280,8 @@ impl LocalHost {
         let body = match body {
             Body::Empty => ReplyBody::Empty,
             Body::Full(bytes) => ReplyBody::Bytes(bytes),
-            // One piece (what the in-memory store gives) is taken as is.
+            // One piece (what the in-memory store gives) is taken as is;
+            // the memory store never defers (`Store::defer_bytes`).
             Body::Pieces(pieces) => ReplyBody::Bytes(pieces.contiguous().into_owned()),
             Body::Sse(session) => {
                 let handle = self.allocate();

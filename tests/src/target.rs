@@ -39,6 +39,11 @@ pub fn suite_config() -> Config {
         stream_root: STREAM_ROOT.to_string(),
         long_poll_timeout_ms: LONG_POLL_TIMEOUT_MS,
         max_chunk_bytes: MAX_CHUNK_BYTES,
+        // Byte reads from a store that defers (the native durable host) are
+        // cut at the same limit, and all but their first 4 KiB read as they
+        // are sent: every longer read of the suite takes that path.
+        max_streamed_read_bytes: MAX_CHUNK_BYTES,
+        streamed_window_bytes: 4096,
         max_body_bytes: MAX_BODY_BYTES,
         sse_reconnect_ms: SSE_RECONNECT_MS,
         sse_keep_alive_ms: SSE_KEEP_ALIVE_MS,

@@ -139,7 +139,7 @@ impl<S: Store> Engine<S> {
                 Ok(Outcome::Respond(res))
             }
             Live::CatchUp => {
-                let chunk = self.read_chunk(&req.path, &meta, position)?;
+                let chunk = self.read_chunk(&req.path, &meta, position, true)?;
                 let etag = etag(&meta, position, chunk.next);
                 if req
                     .header_value(names::IF_NONE_MATCH)
@@ -177,7 +177,7 @@ impl<S: Store> Engine<S> {
     /// The long-poll answer available at `now`, or `None` to keep waiting.
     fn poll_once(&mut self, lp: &LongPoll, meta: &View, now: UnixMillis) -> Option<Response> {
         if lp.position < meta.tail {
-            let chunk = match self.read_chunk(&lp.path, meta, lp.position) {
+            let chunk = match self.read_chunk(&lp.path, meta, lp.position, true) {
                 Ok(c) => c,
                 Err(e) => return Some(error_response(&EngineError::Store(e))),
             };
@@ -225,13 +225,18 @@ impl<S: Store> Engine<S> {
         Ok(res)
     }
 
-    /// At most one chunk of data from `from` (PROTOCOL §5.6): bytes are cut at
-    /// [`crate::Config::max_chunk_bytes`], JSON messages are never split.
+    /// At most one chunk of data from `from` (PROTOCOL §5.6): JSON messages
+    /// are never split, and are cut at [`crate::Config::max_chunk_bytes`];
+    /// bytes too, unless `defer` and the store [`Store::defers`]: then
+    /// bytes past the first [`crate::Config::streamed_window_bytes`] are
+    /// left for the response to read as it is sent ([`crate::pieces`]), up
+    /// to [`crate::Config::max_streamed_read_bytes`].
     pub(crate) fn read_chunk(
         &self,
         path: &str,
         meta: &View,
         from: u64,
+        defer: bool,
     ) -> Result<Chunk, StoreError> {
         let max = self.config.max_chunk_bytes.max(1);
         if is_json(&meta.content_type) {
@@ -261,7 +266,16 @@ impl<S: Store> Engine<S> {
                 records,
             })
         } else {
-            // Bytes: lent by the store, or copied once into the body.
+            // Bytes: the first window lent by the store (or copied once into
+            // the body); the rest deferred when the store can (see
+            // `crate::pieces`), else read now too.
+            let defer = defer && self.store.defers();
+            let max = if defer {
+                self.config.max_streamed_read_bytes.max(max)
+            } else {
+                max
+            };
+            let window = self.config.streamed_window_bytes.max(1);
             let mut body = Pieces::new();
             let mut pos = from;
             for (seg_path, id, lo, hi) in
@@ -274,10 +288,41 @@ impl<S: Store> Engine<S> {
                 if room == 0 {
                     break;
                 }
-                let before = body.len();
-                self.store
-                    .lend_bytes(seg_path, id, pos.max(lo), hi, room, &mut body)?;
-                pos = pos.max(lo) + (body.len() - before) as u64;
+                let start = pos.max(lo);
+                let end = hi.min(start.saturating_add(room as u64));
+                let mut at = start;
+                let now = if defer {
+                    window.saturating_sub(body.len()).min(room)
+                } else {
+                    room
+                };
+                if now > 0 {
+                    let before = body.len();
+                    self.store
+                        .lend_bytes(seg_path, id, start, hi, now, &mut body)?;
+                    at = start + (body.len() - before) as u64;
+                    if at < end && body.len() - before < now {
+                        // The store holds less than the tail says.
+                        pos = at;
+                        break;
+                    }
+                }
+                while at < end {
+                    let upto = end.min(at.saturating_add(window as u64));
+                    match self.store.defer_bytes(seg_path, id, at, upto) {
+                        Some(later) => body.push_later(later),
+                        None => {
+                            let before = body.len();
+                            let left = usize::try_from(end - at).unwrap_or(usize::MAX);
+                            self.store
+                                .lend_bytes(seg_path, id, at, end, left, &mut body)?;
+                            at += (body.len() - before) as u64;
+                            break;
+                        }
+                    }
+                    at = upto;
+                }
+                pos = at;
                 if pos < hi {
                     break;
                 }

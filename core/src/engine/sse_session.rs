@@ -107,7 +107,8 @@ impl<S: Store> Engine<S> {
                     (frame.next, frame.size)
                 }
                 None => {
-                    let chunk = match self.read_chunk(&session.path, &meta, session.position) {
+                    let chunk = match self.read_chunk(&session.path, &meta, session.position, false)
+                    {
                         Ok(c) => c,
                         Err(_) => {
                             return SseStep {
