@@ -47,6 +47,9 @@ pub struct Driver {
     /// Commit on the calling thread (memory storage: a commit is a map
     /// update, so handing it to the committer thread only adds latency).
     inline_commit: bool,
+    /// Groups of at most one write committed in a row (see
+    /// [`Driver::handle`]).
+    lone_groups: std::sync::atomic::AtomicUsize,
     /// The engine's request body limit (its config is fixed once open).
     max_body_bytes: usize,
 }
@@ -81,6 +84,7 @@ impl Driver {
             closing: std::sync::atomic::AtomicBool::new(false),
             committer: Mutex::new(None),
             inline_commit,
+            lone_groups: std::sync::atomic::AtomicUsize::new(0),
             max_body_bytes,
         });
         let weak = Arc::downgrade(&driver);
@@ -101,9 +105,23 @@ impl Driver {
 
     /// Handles a request: the response, a long-poll to park, or (for a
     /// write) a receiver that yields the response once it is durable.
+    ///
+    /// A lone writer (the last [`LONE_GROUPS`] groups held at most one write
+    /// each, and none is being committed now) commits on the calling thread
+    /// itself: its fsync then needs no wake-up of the committer thread and
+    /// none back. Under concurrent writes most groups hold more, and every
+    /// group is left to the committer thread, so no request thread waits on
+    /// the disk while others could be served.
     pub fn handle(&self, req: ds_core::Request) -> Handled {
+        let mut solo = None;
         let (outcome, rx) = self.with_engine(|e, now| {
             let mut outcome = e.handle(req, now);
+            if !self.inline_commit
+                && matches!(outcome, Outcome::Pending(_))
+                && self.lone_groups.load(std::sync::atomic::Ordering::Relaxed) >= LONE_GROUPS
+            {
+                solo = e.take_commit();
+            }
             if let (true, Outcome::Pending(ticket)) = (self.inline_commit, &outcome) {
                 // Commit here; if a group is still being committed by the
                 // committer thread, fall back to waiting for it below.
@@ -132,6 +150,11 @@ impl Driver {
             };
             (outcome, rx)
         });
+        if let Some(commit) = solo {
+            // Settles this write's ticket (and any grouped with it) before
+            // the receiver below is first polled.
+            self.run_commit(commit);
+        }
         match (outcome, rx) {
             (_, Some(rx)) => Handled::Durable(rx),
             (Outcome::Respond(r), None) => Handled::Respond(r),
@@ -207,6 +230,20 @@ impl Driver {
         let Some(commit) = self.with_engine(|e, _| e.take_commit()) else {
             return false;
         };
+        self.run_commit(commit);
+        true
+    }
+
+    /// Commits a group taken from the engine, settles it, and answers its
+    /// writes. (Settling wakes the committer if more was staged meanwhile.)
+    fn run_commit(&self, commit: ds_core::Commit) {
+        if commit.writes <= 1 {
+            self.lone_groups
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            self.lone_groups
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         let started = std::time::Instant::now();
         let result = if commit.batch.is_empty() {
             Ok(())
@@ -226,7 +263,6 @@ impl Driver {
                 let _ = tx.send(response);
             }
         }
-        true
     }
 
     /// Sets the function told about every group commit: writes in the
@@ -299,6 +335,11 @@ pub enum Handled {
     Durable(oneshot::Receiver<Response>),
 }
 
+/// Groups of at most one write in a row after which a write is taken to
+/// come from a lone writer ([`Driver::handle`]). Under concurrent writes a
+/// group of one happens now and then, several in a row rarely.
+const LONE_GROUPS: usize = 4;
+
 /// The committer thread: waits for staged work, commits a group, repeats.
 /// Ends when the driver is dropped.
 fn committer(driver: std::sync::Weak<Driver>) {
@@ -318,5 +359,81 @@ fn committer(driver: std::sync::Weak<Driver>) {
             ready = guard;
         }
         *ready = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use ds_core::{Method, Request};
+
+    use super::*;
+    use crate::{open_driver, Storage};
+
+    /// Appends `n` bytes to `path` and waits for the answer.
+    async fn append(driver: &Arc<Driver>, path: &str) -> u16 {
+        let req = Request::new(Method::Post, path.to_string())
+            .header("content-type", "text/plain")
+            .body(b"x".to_vec());
+        match driver.handle(req) {
+            Handled::Durable(rx) => rx.await.expect("answered").status,
+            Handled::Respond(res) => res.status,
+            Handled::Wait(_) => panic!("a write does not wait"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_writer_commits_on_its_own_thread_and_concurrent_writers_are_grouped() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::Dir(dir.path().to_path_buf());
+        let driver = open_driver(&storage, ds_core::Config::default(), Clock::system()).unwrap();
+        let committers: Arc<Mutex<Vec<(usize, bool)>>> = Arc::default();
+        let seen = Arc::clone(&committers);
+        driver.observe_commits(Box::new(move |writes, _, ok| {
+            assert!(ok);
+            let on_committer = std::thread::current().name() == Some("group-commit");
+            seen.lock().unwrap().push((writes, on_committer));
+        }));
+        let create = Request::new(Method::Put, "/v1/stream/lone".to_string())
+            .header("content-type", "text/plain");
+        match driver.handle(create) {
+            Handled::Durable(rx) => assert_eq!(rx.await.unwrap().status, 201),
+            _ => panic!("a create is a write"),
+        }
+        for _ in 0..LONE_GROUPS + 3 {
+            assert_eq!(append(&driver, "/v1/stream/lone").await, 204);
+        }
+        let lone = std::mem::take(&mut *committers.lock().unwrap());
+        assert!(lone.iter().all(|&(writes, _)| writes == 1), "{lone:?}");
+        assert!(
+            lone[..LONE_GROUPS].iter().all(|&(_, committer)| committer),
+            "the first groups go to the committer thread: {lone:?}"
+        );
+        assert!(
+            lone[LONE_GROUPS..].iter().all(|&(_, committer)| !committer),
+            "then a lone writer commits on its own thread: {lone:?}"
+        );
+
+        // Many writers at once: groups form again, on the committer thread.
+        let writers: Vec<_> = (0..64)
+            .map(|_| {
+                let driver = Arc::clone(&driver);
+                tokio::spawn(async move { append(&driver, "/v1/stream/lone").await })
+            })
+            .collect();
+        for w in writers {
+            assert_eq!(w.await.unwrap(), 204);
+        }
+        let grouped = std::mem::take(&mut *committers.lock().unwrap());
+        assert_eq!(grouped.iter().map(|g| g.0).sum::<usize>(), 64);
+        assert!(grouped.iter().any(|&(writes, _)| writes > 1), "{grouped:?}");
+        let read = driver
+            .handle(Request::new(Method::Get, "/v1/stream/lone".to_string()).query("offset=-1"));
+        match read {
+            Handled::Respond(res) => assert_eq!(res.body_bytes().len(), LONE_GROUPS + 3 + 64),
+            _ => panic!("a catch-up read answers at once"),
+        }
+        driver.close();
     }
 }
