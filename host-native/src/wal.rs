@@ -49,8 +49,12 @@ const CHECKPOINT_CHUNK: usize = 256 << 10;
 
 /// Largest record a checkpoint makes by merging adjacent byte-stream
 /// records: catch-up reads then fetch a few large values from redb instead
-/// of one small value per append.
-const MERGED_RECORD: usize = 64 << 10;
+/// of one small value per append. redb gives a value that outgrows its leaf
+/// a page of the next power of two, so the size leaves room for the leaf's
+/// header and key inside 64 KiB: merged records of exactly 64 KiB took
+/// 128 KiB pages, which doubled the file (a 64 MiB stream: 121 MiB of redb
+/// file, now 69 MiB) and what a catch-up read copied from disk.
+const MERGED_RECORD: usize = (64 << 10) - 256;
 
 /// Appends `op` to `ops`, merging a mergeable append into the previous
 /// record of its stream when that one is adjacent (`open`: index in `ops`
