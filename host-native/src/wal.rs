@@ -47,33 +47,57 @@ use overlay::{Generation, Overlay};
 /// Bytes of log applied to redb per checkpoint transaction.
 const CHECKPOINT_CHUNK: usize = 256 << 10;
 
-/// Largest record a checkpoint makes by merging adjacent byte-stream
-/// records: catch-up reads then fetch a few large values from redb instead
-/// of one small value per append. redb gives a value that outgrows its leaf
-/// a page of the next power of two, so the size leaves room for the leaf's
-/// header and key inside 64 KiB: merged records of exactly 64 KiB took
-/// 128 KiB pages, which doubled the file (a 64 MiB stream: 121 MiB of redb
-/// file, now 69 MiB) and what a catch-up read copied from disk.
-const MERGED_RECORD: usize = (64 << 10) - 256;
+/// Largest record a checkpoint makes of byte-stream records (the default
+/// of [`LogOptions::merged_record_bytes`]): adjacent records are merged, so
+/// catch-up reads fetch a few large values from redb instead of one small
+/// value per append, and larger ones are cut. redb gives a value that
+/// outgrows its leaf a page of the next power of two, so the size leaves
+/// room for the leaf's header and key inside 64 KiB: records of exactly
+/// 64 KiB took 128 KiB pages, which doubled the file (a 64 MiB stream: 121
+/// MiB of redb file, now 69 MiB) and what a catch-up read copied from disk;
+/// an uncut 1 MiB append took 2 MiB.
+pub const MERGED_RECORD: usize = (64 << 10) - 256;
 
-/// Appends `op` to `ops`, merging a mergeable append into the previous
-/// record of its stream when that one is adjacent (`open`: index in `ops`
-/// of each stream's last mergeable append).
-fn push_merging(ops: &mut Vec<Op>, open: &mut HashMap<StreamId, usize>, op: Op) {
+/// Appends `op` to `ops`, re-cutting byte-stream records into records of
+/// `max` bytes: a mergeable append first fills the previous record of its
+/// stream when that one is adjacent and has room (`open`: index in `ops` of
+/// each stream's last mergeable append), the rest goes into new records of
+/// at most `max` bytes. Given the same ops from the same starting point the
+/// cut is the same, so a checkpoint repeated after a crash overwrites or
+/// clears every record the first one stored (see `RedbShards::commit_ops`).
+fn push_merging(ops: &mut Vec<Op>, open: &mut HashMap<StreamId, usize>, op: Op, max: usize) {
+    let max = max.max(1);
     match op {
         Op::Append {
             path,
             id,
-            record,
+            mut record,
             mergeable: true,
         } => {
             if let Some(Op::Append { record: prev, .. }) = open.get(&id).map(|&i| &mut ops[i]) {
-                if prev.end() == record.start
-                    && prev.data.len() + record.data.len() <= MERGED_RECORD
-                {
-                    prev.data.extend_from_slice(&record.data);
-                    return;
+                if prev.end() == record.start {
+                    let take = max.saturating_sub(prev.data.len()).min(record.data.len());
+                    prev.data.extend_from_slice(&record.data[..take]);
+                    if take == record.data.len() {
+                        return;
+                    }
+                    record.data.drain(..take);
+                    record.start += take as u64;
                 }
+            }
+            while record.data.len() > max {
+                let rest = record.data.split_off(max);
+                let next = record.start + max as u64;
+                ops.push(Op::Append {
+                    path: path.clone(),
+                    id,
+                    record,
+                    mergeable: true,
+                });
+                record = Record {
+                    start: next,
+                    data: rest,
+                };
             }
             open.insert(id, ops.len());
             ops.push(Op::Append {
@@ -105,6 +129,8 @@ pub struct LogOptions {
     /// committing thread right after each commit is durable (tests: every
     /// sync happens in a deterministic order).
     pub background: bool,
+    /// Largest byte-stream record a checkpoint stores ([`MERGED_RECORD`]).
+    pub merged_record_bytes: usize,
 }
 
 impl Default for LogOptions {
@@ -114,6 +140,7 @@ impl Default for LogOptions {
             idle_seal: Duration::from_millis(100),
             max_sealed: 3,
             background: true,
+            merged_record_bytes: MERGED_RECORD,
         }
     }
 }
@@ -435,7 +462,7 @@ impl Shared {
         for ((batch, _), next) in frame::frames(g.segment, g.file.as_ref(), g.len) {
             size += (next - at) as usize;
             for op in batch.ops {
-                push_merging(&mut ops, &mut open, op);
+                push_merging(&mut ops, &mut open, op, self.options.merged_record_bytes);
             }
             at = next;
             if size >= CHECKPOINT_CHUNK || at >= g.len {

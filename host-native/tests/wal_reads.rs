@@ -47,6 +47,8 @@ fn open(dir: &std::path::Path, background: bool) -> LoggedStore {
         segment_bytes: 2048,
         background,
         idle_seal: std::time::Duration::from_millis(5),
+        // Records of 1..300 bytes: checkpoints both fill and cut.
+        merged_record_bytes: 100,
         ..LogOptions::default()
     };
     LoggedStore::with_medium(Arc::new(redb), Box::new(medium), options).unwrap()
@@ -351,50 +353,56 @@ fn writes_move_from_a_growing_segment_to_the_spare() {
     );
 }
 
-/// Merged records fill their redb pages: 16 MiB of 1 KiB appends take
-/// 25.7 MB of shard file once checkpointed (redb grows its file in
-/// regions), against 42.5 MB when records merged to exactly 64 KiB each
-/// took a 128 KiB page.
+/// Checkpointed byte-stream records fill their redb pages, whatever the
+/// appends' size: 16 MiB take ~25.7 MB of shard file (redb grows its file
+/// in regions), against 42.5 MB when records merged to exactly 64 KiB each
+/// took a 128 KiB page, and ~34 MB when 1 MiB appends were stored uncut.
 #[test]
 fn checkpointed_bytes_take_about_their_size_on_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let redb = RedbShards::open(dir.path(), 1).unwrap();
-    let medium = DirMedium::open(&dir.path().join("log")).unwrap();
-    let options = LogOptions {
-        background: false,
-        ..LogOptions::default()
-    };
-    let store = LoggedStore::with_medium(Arc::new(redb), Box::new(medium), options).unwrap();
-    let total: u64 = 16 << 20;
-    let mut start = 0;
-    while start < total {
-        let mut batch = Batch::default();
-        for _ in 0..32 {
-            batch.ops.push(Op::Append {
-                path: "/s/big".into(),
-                id: 1,
-                record: Record {
-                    start,
-                    data: vec![(start >> 10) as u8; 1024],
-                },
-                mergeable: true,
-            });
-            start += 1024;
+    for append in [1024usize, 1 << 20, 100_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let redb = RedbShards::open(dir.path(), 1).unwrap();
+        let medium = DirMedium::open(&dir.path().join("log")).unwrap();
+        let options = LogOptions {
+            background: false,
+            ..LogOptions::default()
+        };
+        let store = LoggedStore::with_medium(Arc::new(redb), Box::new(medium), options).unwrap();
+        let total: u64 = 16 << 20;
+        let mut start = 0;
+        while start < total {
+            let mut batch = Batch::default();
+            while batch.ops.len() < 32 && start < total {
+                let len = append.min((total - start) as usize);
+                batch.ops.push(Op::Append {
+                    path: "/s/big".into(),
+                    id: 1,
+                    record: Record {
+                        start,
+                        data: (0..len)
+                            .map(|i| ((start as usize + i) % 253) as u8)
+                            .collect(),
+                    },
+                    mergeable: true,
+                });
+                start += len as u64;
+            }
+            store.commit(&batch).unwrap();
         }
-        store.commit(&batch).unwrap();
+        store.checkpoint().unwrap();
+        let mut bytes = Vec::new();
+        store
+            .read_bytes("/s/big", 1, 0, total, usize::MAX, &mut bytes)
+            .unwrap();
+        assert_eq!(bytes.len() as u64, total);
+        assert!(bytes.iter().enumerate().all(|(i, &b)| b == (i % 253) as u8));
+        drop(store);
+        let file = std::fs::metadata(dir.path().join("shard-000.redb"))
+            .unwrap()
+            .len();
+        assert!(
+            file < total * 7 / 4,
+            "appends of {append}: {file} bytes of redb file for {total} bytes of stream"
+        );
     }
-    store.checkpoint().unwrap();
-    let mut bytes = Vec::new();
-    store
-        .read_bytes("/s/big", 1, 0, total, usize::MAX, &mut bytes)
-        .unwrap();
-    assert_eq!(bytes.len() as u64, total);
-    drop(store);
-    let file = std::fs::metadata(dir.path().join("shard-000.redb"))
-        .unwrap()
-        .len();
-    assert!(
-        file < total * 7 / 4,
-        "{file} bytes of redb file for {total} bytes of stream"
-    );
 }
