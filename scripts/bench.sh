@@ -71,7 +71,8 @@ fi
 
 echo "==> build (release)"
 cargo build --release -p durable-streams-server --bins
-bin=$root/target/release
+# CARGO_TARGET_DIR is honoured: the binaries just built, never stale ones.
+bin=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release
 mkdir -p target/bench
 
 # Many live readers need file descriptors (best effort).

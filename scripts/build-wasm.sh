@@ -36,7 +36,7 @@ cargo build -p durable-streams-wasm --target wasm32-unknown-unknown --profile wa
 mkdir -p "$work"
 rm -rf "$work/bindgen"
 wasm-bindgen --target web --out-dir "$work/bindgen" \
-  "target/wasm32-unknown-unknown/wasm-release/$name.wasm"
+  "$(realpath -m "${CARGO_TARGET_DIR:-target}")/wasm32-unknown-unknown/wasm-release/$name.wasm"
 
 # wasm-opt takes a while; reuse its output while its input is unchanged.
 hash=$(sha256sum "$work/bindgen/${name}_bg.wasm" | cut -c1-16)

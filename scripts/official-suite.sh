@@ -7,7 +7,7 @@
 # DS_OFFICIAL_TARGETS picks the targets (default: "native-redb native-memory").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${1:-$root/target/release/durable-streams-server}
+bin=${1:-$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/durable-streams-server}
 suite=$root/tests/official
 work=$(mktemp -d)
 pids=()

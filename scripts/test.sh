@@ -8,6 +8,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# Where cargo puts what it builds (CARGO_TARGET_DIR is honoured, so a
+# shared target dir never leaves a stale binary under test).
+cargo_target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -58,14 +61,14 @@ tests/wasm/pack-smoke.sh
 step "official conformance suite against the native server and the wasm host"
 cargo build --release -p durable-streams-server --locked
 DS_OFFICIAL_TARGETS="native-redb native-memory wasm-node" \
-  scripts/official-suite.sh "$root/target/release/durable-streams-server"
+  scripts/official-suite.sh "$cargo_target/release/durable-streams-server"
 
 step "archives between the native server and the wasm host"
-DS_SERVER_BIN="$root/target/release/durable-streams-server" node --test tests/wasm/archive.test.mjs
+DS_SERVER_BIN="$cargo_target/release/durable-streams-server" node --test tests/wasm/archive.test.mjs
 
 step "offline demo (www/): build www/dist, test it in headless Chromium served by the native server"
 scripts/build-www.sh
-DS_SERVER_BIN="$root/target/release/durable-streams-server" node --test tests/wasm/www.test.mjs
+DS_SERVER_BIN="$cargo_target/release/durable-streams-server" node --test tests/wasm/www.test.mjs
 echo "screenshots of each step: target/www-screenshots/"
 
 step "all tests passed"
