@@ -24,6 +24,15 @@ impl Waiters {
         n
     }
 
+    /// True while a reader is parked on `path` (or an SSE body follows it).
+    pub fn is_watched(&self, path: &str) -> bool {
+        self.map
+            .lock()
+            .expect("waiters lock")
+            .get(path)
+            .is_some_and(|w| w.strong_count() > 0)
+    }
+
     /// Wakes everything parked on `path`.
     pub fn wake(&self, path: &str) {
         let mut map = self.map.lock().expect("waiters lock");
