@@ -178,7 +178,9 @@ pub trait Store {
     /// The bytes of stream `id` in `[from, end)`, all committed, to be read
     /// later, when a response gets to them ([`crate::pieces::Deferred`]):
     /// the handle reads them as [`Store::lend_bytes`] would then. `None`
-    /// (the default) when this store reads only now.
+    /// (the default) when this store reads only now; a store that
+    /// [`Store::defers`] returns a handle for any committed range (a `None`
+    /// ends the read before that range).
     fn defer_bytes(
         &self,
         _path: &str,

@@ -21,6 +21,8 @@ const WINDOW: usize = 64 << 10;
 struct Deferring {
     inner: MemStore,
     handed_out: Arc<AtomicUsize>,
+    /// Says it defers, then declines every range.
+    declines: bool,
 }
 
 struct Later {
@@ -73,6 +75,9 @@ impl Store for Deferring {
         from: u64,
         end: u64,
     ) -> Option<Arc<dyn Deferred>> {
+        if self.declines {
+            return None;
+        }
         self.handed_out.fetch_add(1, Ordering::Relaxed);
         Some(Arc::new(Later {
             store: self.inner.clone(),
@@ -152,6 +157,7 @@ fn a_long_read_defers_all_but_its_first_window_and_loads_the_same_bytes() {
     let store = Deferring {
         inner: MemStore::new(),
         handed_out: Arc::default(),
+        declines: false,
     };
     let mut engine = open(store.clone(), 4 << 20);
     create(&mut engine, "a", None);
@@ -189,6 +195,7 @@ fn a_read_is_cut_at_the_chunk_limit_and_a_fork_chain_is_stitched() {
     let store = Deferring {
         inner: MemStore::new(),
         handed_out: Arc::default(),
+        declines: false,
     };
     let chunk = 2 * WINDOW + 123;
     let mut engine = open(store, chunk);
@@ -226,6 +233,7 @@ fn a_deferred_part_of_a_deleted_stream_fails_to_load() {
     let store = Deferring {
         inner: MemStore::new(),
         handed_out: Arc::default(),
+        declines: false,
     };
     let mut engine = open(store, 4 << 20);
     create(&mut engine, "gone", None);
@@ -240,4 +248,25 @@ fn a_deferred_part_of_a_deleted_stream_fails_to_load() {
     let mut out = Pieces::new();
     let err = load_exactly(later[0].as_ref(), &mut out).unwrap_err();
     assert!(err.to_string().contains("deleted meanwhile"), "{err}");
+}
+
+#[test]
+fn a_store_that_declines_to_defer_ends_the_chunk_after_what_it_read() {
+    let store = Deferring {
+        inner: MemStore::new(),
+        handed_out: Arc::default(),
+        declines: true,
+    };
+    let mut engine = open(store, 4 << 20);
+    create(&mut engine, "d", None);
+    append(&mut engine, "d", 0, 3 * WINDOW);
+    let mut got = Vec::new();
+    let mut offset = "-1".to_string();
+    for _ in 0..3 {
+        let (res, body) = read(&mut engine, "d", &offset);
+        assert_eq!((body.len(), body.deferred()), (WINDOW, 0));
+        got.extend(body.to_vec());
+        offset = res.header("stream-next-offset").unwrap().to_string();
+    }
+    assert_eq!(got, pattern(0, 3 * WINDOW));
 }

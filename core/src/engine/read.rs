@@ -309,17 +309,13 @@ impl<S: Store> Engine<S> {
                 }
                 while at < end {
                     let upto = end.min(at.saturating_add(window as u64));
-                    match self.store.defer_bytes(seg_path, id, at, upto) {
-                        Some(later) => body.push_later(later),
-                        None => {
-                            let before = body.len();
-                            let left = usize::try_from(end - at).unwrap_or(usize::MAX);
-                            self.store
-                                .lend_bytes(seg_path, id, at, end, left, &mut body)?;
-                            at += (body.len() - before) as u64;
-                            break;
-                        }
-                    }
+                    // A store that declines (it should not, having said it
+                    // defers) ends the chunk here: nothing read can follow
+                    // deferred bytes, and the body is not empty.
+                    let Some(later) = self.store.defer_bytes(seg_path, id, at, upto) else {
+                        break;
+                    };
+                    body.push_later(later);
                     at = upto;
                 }
                 pos = at;
