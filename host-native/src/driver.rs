@@ -157,7 +157,7 @@ impl Driver {
         if let Some(commit) = solo {
             // Settles this write's ticket (and any grouped with it) before
             // the receiver below is first polled.
-            self.run_commit(commit);
+            self.run_commit(commit, false);
         }
         match (outcome, rx) {
             (_, Some(rx)) => Handled::Durable(rx),
@@ -229,18 +229,25 @@ impl Driver {
         cv.notify_one();
     }
 
-    /// One group-commit cycle; false when nothing was staged.
-    fn commit_once(&self) -> bool {
-        let Some(commit) = self.with_engine(|e, _| e.take_commit()) else {
+    /// Commits groups until nothing is staged; false when nothing was.
+    fn commit_staged(&self) -> bool {
+        let Some(mut commit) = self.with_engine(|e, _| e.take_commit()) else {
             return false;
         };
-        self.run_commit(commit);
-        true
+        loop {
+            match self.run_commit(commit, true) {
+                Some(next) => commit = next,
+                None => return true,
+            }
+        }
     }
 
     /// Commits a group taken from the engine, settles it, and answers its
-    /// writes. (Settling wakes the committer if more was staged meanwhile.)
-    fn run_commit(&self, commit: ds_core::Commit) {
+    /// writes. With `take_next` (the committer thread) the next group staged
+    /// meanwhile is taken under the same lock and returned: one lock round
+    /// per cycle, and no wake-up of the committer by itself. Otherwise what
+    /// was staged meanwhile wakes the committer.
+    fn run_commit(&self, commit: ds_core::Commit, take_next: bool) -> Option<ds_core::Commit> {
         if commit.writes <= 1 {
             self.lone_groups
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -260,13 +267,17 @@ impl Driver {
         if let Err(e) = &result {
             tracing::error!("commit of {} writes failed: {e}", commit.writes);
         }
-        let settled = self.with_engine(|e, _| e.finish_commit(result));
+        let (settled, next) = self.with_engine(|e, _| {
+            let settled = e.finish_commit(result);
+            (settled, if take_next { e.take_commit() } else { None })
+        });
         let mut tickets = self.tickets.lock().expect("tickets lock");
         for (ticket, response) in settled {
             if let Some(tx) = tickets.remove(&ticket) {
                 let _ = tx.send(response);
             }
         }
+        next
     }
 
     /// Sets the function told about every group commit: writes in the
@@ -288,7 +299,7 @@ impl Driver {
 
     /// Commits whatever is staged and waits until it is settled (shutdown).
     pub fn flush(&self) {
-        while self.commit_once() {}
+        while self.commit_staged() {}
     }
 
     /// Commits what is staged, then stops and joins the committer thread, so
@@ -352,7 +363,7 @@ fn committer(driver: std::sync::Weak<Driver>) {
         if d.closing.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        while d.commit_once() {}
+        d.commit_staged();
         let (lock, cv) = &d.work;
         let mut ready = lock.lock().expect("work lock");
         if !*ready {
