@@ -139,9 +139,17 @@ impl Store for MemStore {
         let mut t = self.tables.write().unwrap_or_else(|p| p.into_inner());
         for op in &batch.ops {
             match op {
-                Op::PutMeta { path, meta } => {
-                    t.meta.insert(path.clone(), meta.clone());
-                }
+                // A stream's blob is replaced in place (every write
+                // stores it again): no new key, no new buffer.
+                Op::PutMeta { path, meta } => match t.meta.get_mut(path) {
+                    Some(stored) => {
+                        stored.clear();
+                        stored.extend_from_slice(meta);
+                    }
+                    None => {
+                        t.meta.insert(path.clone(), meta.clone());
+                    }
+                },
                 Op::DeleteMeta { path } => {
                     t.meta.remove(path);
                 }

@@ -39,8 +39,20 @@ impl Offset {
 }
 
 impl fmt::Display for Offset {
+    /// Writes the token (digit by digit: every response carries one).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:0FIELD$}_{:0FIELD$}", 0, self.0)
+        if self.0 > MAX_POSITION {
+            // Wider than a token; never minted, but printed faithfully.
+            return write!(f, "{:0FIELD$}_{:0FIELD$}", 0, self.0);
+        }
+        let mut token = *b"0000000000000000_0000000000000000";
+        let (mut rest, mut at) = (self.0, token.len());
+        while rest > 0 {
+            at -= 1;
+            token[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        f.write_str(std::str::from_utf8(&token).expect("ASCII digits"))
     }
 }
 
@@ -82,6 +94,22 @@ mod tests {
             assert_eq!(Offset::parse(&token), Some(Offset(p)));
         }
         assert!(Offset(9).to_string() < Offset(10).to_string());
+    }
+
+    #[test]
+    fn tokens_are_zero_padded_decimal() {
+        for p in [
+            0u64,
+            7,
+            10,
+            99,
+            1_000_000,
+            123_456_789_012,
+            MAX_POSITION,
+            MAX_POSITION + 1,
+        ] {
+            assert_eq!(Offset(p).to_string(), format!("{:016}_{:016}", 0, p));
+        }
     }
 
     #[test]

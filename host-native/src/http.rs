@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Body as AxumBody;
 use axum::extract::{Request as AxumRequest, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response as AxumResponse;
 use bytes::Bytes;
 use ds_core::{Body, Method, Outcome, ProtocolError, Request, Response, SseSession};
@@ -105,11 +105,11 @@ fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
         // Constants (the engine's own literals, all valid header text) are
         // used in place; a String's buffer is taken (no copy).
         let value = match value {
-            std::borrow::Cow::Borrowed(s) => Ok(HeaderValue::from_static(s)),
+            std::borrow::Cow::Borrowed(s) => Ok(crate::response_head::static_value(s)),
             std::borrow::Cow::Owned(s) => HeaderValue::try_from(s),
         };
         if let Ok(v) = value {
-            map.append(HeaderName::from_static(name), v);
+            map.append(crate::response_head::name(name), v);
         }
     }
     out

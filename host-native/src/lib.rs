@@ -19,6 +19,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod redb_shards;
+mod response_head;
 pub mod server;
 pub mod stall;
 pub mod tls;
