@@ -1,10 +1,13 @@
 //! A stream's persisted metadata (PROTOCOL §4) and its encoding.
 //!
-//! The blob is JSON with a format version `v`; see docs/design.md. Everything
+//! The blob is binary (see [`blob`]; earlier versions stored JSON, which is
+//! still read) and carries a format version `v`; see docs/design.md. Everything
 //! that must survive a restart lives here and is committed in the same batch
 //! as the data it describes: tail, closure, producer state, `Stream-Seq`,
 //! TTL/expiry, fork origin, soft deletion. Fork reference counts are not
 //! stored: the engine derives them from fork origins when it opens.
+
+mod blob;
 
 use std::collections::BTreeMap;
 
@@ -100,12 +103,12 @@ impl StreamMeta {
 
     /// The blob stored for this metadata.
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("stream metadata always serializes")
+        blob::encode(self)
     }
 
     /// Decodes a blob written by [`StreamMeta::encode`].
     pub fn decode(path: &str, blob: &[u8]) -> Result<StreamMeta, StoreError> {
-        let meta: StreamMeta = serde_json::from_slice(blob).map_err(|e| StoreError::Corrupt {
+        let meta = blob::decode(blob).map_err(|e| StoreError::Corrupt {
             detail: format!("metadata of {path:?}: {e}"),
         })?;
         if meta.v != META_VERSION {
