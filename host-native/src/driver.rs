@@ -23,7 +23,7 @@ pub type DynStore = Arc<dyn Store + Send + Sync>;
 
 /// Shared state of a running server.
 pub struct Driver {
-    engine: Mutex<Engine<DynStore>>,
+    engine: parking_lot::Mutex<Engine<DynStore>>,
     store: DynStore,
     /// Responses waiting for their group to commit.
     tickets: Mutex<HashMap<Ticket, oneshot::Sender<Response>>>,
@@ -71,7 +71,7 @@ impl Driver {
         let (shutdown, _) = watch::channel(false);
         let max_body_bytes = engine.config().max_body_bytes;
         let driver = Arc::new_cyclic(|me| Driver {
-            engine: Mutex::new(engine),
+            engine: parking_lot::Mutex::new(engine),
             store,
             tickets: Mutex::new(HashMap::new()),
             work: (Mutex::new(false), Condvar::new()),
@@ -170,7 +170,7 @@ impl Driver {
     /// Runs `f` on the engine (under its lock), then wakes readers parked on
     /// paths that advanced and the committer if anything was staged.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine<DynStore>, UnixMillis) -> R) -> R {
-        let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        let mut engine = self.engine.lock();
         let result = f(&mut engine, self.clock.now());
         while let Some(event) = engine.poll_event() {
             self.waiters.wake(event.path());
