@@ -174,14 +174,34 @@ impl Ops {
         if let Some(id) = given {
             return id.clone();
         }
-        use std::io::Write;
-        let mut buf = [0u8; 32];
-        let mut w = &mut buf[..];
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let _ = write!(w, "{:08x}-{n}", self.request_prefix);
-        let len = 32 - w.len();
+        let mut buf = [0u8; 29];
+        let len = format_request_id(self.request_prefix, n, &mut buf);
         HeaderValue::from_bytes(&buf[..len]).expect("hex digits, a dash and digits")
     }
+}
+
+/// Writes `{prefix:08x}-{n}` into `out` (every response carries one, so
+/// digit by digit rather than through `fmt`); returns its length.
+fn format_request_id(prefix: u32, n: u64, out: &mut [u8; 29]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, slot) in out[..8].iter_mut().enumerate() {
+        *slot = HEX[((prefix >> (28 - 4 * i)) & 0xf) as usize];
+    }
+    out[8] = b'-';
+    let mut digits = [0u8; 20];
+    let (mut rest, mut at) = (n, digits.len());
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let len = 9 + digits.len() - at;
+    out[9..len].copy_from_slice(&digits[at..]);
+    len
 }
 
 /// The full application: the stream routes behind the operational layer,
@@ -477,5 +497,24 @@ impl<G: Send + Unpin + 'static> HttpBody for Guarded<G> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_request_id;
+
+    #[test]
+    fn request_ids_are_hex_prefix_dash_decimal_counter() {
+        for (prefix, n) in [
+            (0u32, 0u64),
+            (0xdead_beef, 7),
+            (0x1f, 1234567890),
+            (u32::MAX, u64::MAX),
+        ] {
+            let mut buf = [0u8; 29];
+            let len = format_request_id(prefix, n, &mut buf);
+            assert_eq!(&buf[..len], format!("{prefix:08x}-{n}").as_bytes());
+        }
     }
 }
