@@ -94,6 +94,9 @@ struct Shard {
     name: String,
     db: RwLock<Option<Database>>,
     open: Opener,
+    /// Holds commits made with [`RedbShards::commit_ops_lazily`] that no
+    /// durable commit has followed yet.
+    unpersisted: std::sync::atomic::AtomicBool,
 }
 
 /// The native [`Store`]: redb file shards.
@@ -160,6 +163,7 @@ impl RedbShards {
                 name,
                 db: RwLock::new(Some(db)),
                 open,
+                unpersisted: std::sync::atomic::AtomicBool::new(false),
             });
         }
         Ok(RedbShards { shards })
@@ -218,6 +222,33 @@ impl RedbShards {
     /// Applies `ops` in order: one write transaction with immediate
     /// durability per shard touched (shards in parallel).
     pub fn commit_ops(&self, ops: &[Op]) -> Result<(), StoreError> {
+        self.commit_ops_with(ops, true)
+    }
+
+    /// Like [`RedbShards::commit_ops`], but without an fsync: the commit is
+    /// visible to reads at once and durable only once [`RedbShards::persist`]
+    /// returns (a crash before that loses it, as a unit per shard, back to
+    /// the shard's last durable commit).
+    pub fn commit_ops_lazily(&self, ops: &[Op]) -> Result<(), StoreError> {
+        self.commit_ops_with(ops, false)
+    }
+
+    /// Makes every commit of [`RedbShards::commit_ops_lazily`] durable: an
+    /// empty durable commit on each shard that holds some.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        for (i, shard) in self.shards.iter().enumerate() {
+            if shard.unpersisted.load(Ordering::Acquire) {
+                self.with_db(i, |db| {
+                    db.begin_write()?.commit().map_err(redb::Error::from)
+                })?;
+                shard.unpersisted.store(false, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_ops_with(&self, ops: &[Op], durable: bool) -> Result<(), StoreError> {
         let mut by_shard: Vec<Vec<&Op>> = vec![Vec::new(); self.shards.len()];
         for op in ops {
             let path = match op {
@@ -235,14 +266,12 @@ impl RedbShards {
             .collect();
         match touched.as_slice() {
             [] => Ok(()),
-            [(i, ops)] => self.with_db(*i, |db| Self::commit_shard(db, ops)),
+            [(i, ops)] => self.commit_one(*i, ops, durable),
             // Several shards: their transactions (and fsyncs) run in parallel.
             many => std::thread::scope(|scope| {
                 let handles: Vec<_> = many
                     .iter()
-                    .map(|(i, ops)| {
-                        scope.spawn(move || self.with_db(*i, |db| Self::commit_shard(db, ops)))
-                    })
+                    .map(|(i, ops)| scope.spawn(move || self.commit_one(*i, ops, durable)))
                     .collect();
                 let mut first_error = None;
                 for h in handles {
@@ -255,8 +284,21 @@ impl RedbShards {
         }
     }
 
-    fn commit_shard(db: &Database, ops: &[&Op]) -> Result<(), redb::Error> {
-        let txn = db.begin_write()?;
+    fn commit_one(&self, i: usize, ops: &[&Op], durable: bool) -> Result<(), StoreError> {
+        if !durable {
+            // Set first: a failed lazy commit may still have reached memory.
+            self.shards[i]
+                .unpersisted
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        self.with_db(i, |db| Self::commit_shard(db, ops, durable))
+    }
+
+    fn commit_shard(db: &Database, ops: &[&Op], durable: bool) -> Result<(), redb::Error> {
+        let mut txn = db.begin_write()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None)?;
+        }
         {
             let mut meta = txn.open_table(META)?;
             let mut data = txn.open_table(DATA)?;

@@ -6,7 +6,7 @@
 //! is indexed in the in-memory overlay of its segment (where each record
 //! sits in the file; reads fetch the bytes from the file). A checkpointer
 //! thread streams each sealed segment's groups into redb (transactions of
-//! ~1 MiB of log, adjacent byte-stream records merged), then retires the
+//! ~256 KiB of log, adjacent byte-stream records merged), then retires the
 //! segment (it becomes the next spare). Segments are sealed when full,
 //! after a short idle time, and at close, so at most a few segments wait
 //! for their checkpoint.
@@ -44,12 +44,10 @@ use crate::redb_shards::{OpenError, RedbShards};
 use medium::{DirMedium, LogMedium, LogSegment};
 use overlay::{Generation, Overlay};
 
-/// Bytes of log applied to redb per checkpoint transaction. Each one is a
-/// redb commit (page writes and an fsync per shard, competing with the log's
-/// own syncs) and starts every stream's merged record afresh: 256 KiB made
-/// records of ~8 KiB with 32 busy streams; 1 MiB took durable append-many
-/// from 35.5k to 37.6k/s (A/B), 4 MiB gained nothing more.
-const CHECKPOINT_CHUNK: usize = 1 << 20;
+/// Bytes of log applied to redb per checkpoint transaction (each one starts
+/// every stream's merged record afresh; larger ones left more memory with
+/// the allocator: 1 MiB cost ~200 bytes of RSS per stream in many-streams).
+const CHECKPOINT_CHUNK: usize = 256 << 10;
 
 /// Largest record a checkpoint makes of byte-stream records (the default
 /// of [`LogOptions::merged_record_bytes`]): adjacent records are merged, so
@@ -470,7 +468,9 @@ impl Shared {
             }
             at = next;
             if size >= CHECKPOINT_CHUNK || at >= g.len {
-                self.redb.commit_ops(&ops)?;
+                // Without an fsync: the segment stays until `persist` below,
+                // and a crash before it replays the whole segment again.
+                self.redb.commit_ops_lazily(&ops)?;
                 (ops, size) = (Vec::new(), 0);
                 open.clear();
             }
@@ -480,6 +480,10 @@ impl Shared {
                 detail: format!("log segment {} unreadable at {at}", g.segment),
             });
         }
+        // One durable commit per shard for the whole segment, not one per
+        // transaction: the checkpoint's fsyncs no longer queue behind and
+        // in front of the log's own.
+        self.redb.persist()?;
         // In redb now: reads stop using the segment...
         lock(&self.overlay).sealed.pop_front();
         // ...and once no read holds it, it can be reused as the spare.
