@@ -9,6 +9,10 @@ use crate::store::{Batch, Op, Record, Store, StoreError, StreamId};
 struct Tables {
     meta: BTreeMap<String, Vec<u8>>,
     records: BTreeMap<(StreamId, u64), Vec<u8>>,
+    /// Of each merged record (same key), where the appends merged into it
+    /// ended inside it (its own end is always one); see
+    /// [`Store::append_end`].
+    ends: BTreeMap<(StreamId, u64), Vec<u64>>,
 }
 
 /// Byte-stream records grow by merging adjacent appends up to this size
@@ -35,6 +39,7 @@ impl Tables {
                     && data.len() + record.data.len() <= MERGED_RECORD =>
             {
                 data.extend_from_slice(&record.data);
+                self.ends.entry((id, start)).or_default().push(record.start);
                 true
             }
             _ => false,
@@ -146,6 +151,19 @@ impl Store for MemStore {
         Ok(collect_records(before, after, from, end, max_bytes))
     }
 
+    fn append_end(&self, _path: &str, id: StreamId, at: u64) -> Result<Option<u64>, StoreError> {
+        let t = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        let Some((&(_, start), data)) = t.records.range((id, 0)..=(id, at)).next_back() else {
+            return Ok(None);
+        };
+        let end = start + data.len() as u64;
+        if end <= at {
+            return Ok(None);
+        }
+        let inner = t.ends.get(&(id, start)).map_or(&[][..], Vec::as_slice);
+        Ok(Some(inner.iter().copied().find(|&e| e > at).unwrap_or(end)))
+    }
+
     fn read_bytes(
         &self,
         _path: &str,
@@ -198,6 +216,7 @@ impl Store for MemStore {
                         .collect();
                     for k in keys {
                         t.records.remove(&k);
+                        t.ends.remove(&k);
                     }
                 }
             }
@@ -246,6 +265,34 @@ mod tests {
         assert_eq!(out, expected[1234..299_999]);
         let other = store.read("/s", 2, 0, 5, usize::MAX).unwrap();
         assert_eq!(other[0].data, b"other");
+    }
+
+    #[test]
+    fn merged_records_remember_where_each_append_ended() {
+        let store = MemStore::new();
+        let ops = vec![
+            append(1, 0, b"ab", true),
+            append(1, 2, b"cde", true),
+            append(1, 5, b"f", true),
+        ];
+        store.commit(&Batch { ops }).unwrap();
+        assert_eq!(store.read("/s", 1, 0, 6, usize::MAX).unwrap().len(), 1);
+        let ends: Vec<_> = (0..7)
+            .map(|at| store.append_end("/s", 1, at).unwrap())
+            .collect();
+        assert_eq!(
+            ends,
+            [Some(2), Some(2), Some(5), Some(5), Some(5), Some(6), None]
+        );
+        store
+            .commit(&Batch {
+                ops: vec![Op::PurgeData {
+                    path: "/s".into(),
+                    id: 1,
+                }],
+            })
+            .unwrap();
+        assert_eq!(store.append_end("/s", 1, 0).unwrap(), None);
     }
 
     #[test]

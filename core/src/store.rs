@@ -119,6 +119,17 @@ pub trait Store {
     /// see the module docs). Called by one committer at a time.
     fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
 
+    /// Where the append that stored byte `at` of byte stream `id` ends
+    /// (one past its last byte); `None` when no stored record holds `at`.
+    /// A byte-stream sub-offset fork may not reach past it (PROTOCOL §4.2).
+    /// The default takes the end of the record holding `at`, which is right
+    /// for a store that keeps every append as its own record; a store that
+    /// merges mergeable appends must remember where they ended.
+    fn append_end(&self, path: &str, id: StreamId, at: u64) -> Result<Option<u64>, StoreError> {
+        let records = self.read(path, id, at, at.saturating_add(1), 1)?;
+        Ok(records.first().filter(|r| r.start <= at).map(Record::end))
+    }
+
     /// Appends to `out` the bytes of stream `id` from position `from` up to
     /// `end` (exclusive), at most `max_bytes` of them, ignoring record
     /// boundaries (byte-stream reads). Stores override it to copy once,
@@ -239,6 +250,10 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         (**self).commit(batch)
+    }
+
+    fn append_end(&self, path: &str, id: StreamId, at: u64) -> Result<Option<u64>, StoreError> {
+        (**self).append_end(path, id, at)
     }
 
     fn read_bytes(

@@ -49,6 +49,10 @@ impl Store for Deferring {
         self.inner.load_meta()
     }
 
+    fn append_end(&self, path: &str, id: StreamId, at: u64) -> Result<Option<u64>, StoreError> {
+        self.inner.append_end(path, id, at)
+    }
+
     fn read(
         &self,
         path: &str,

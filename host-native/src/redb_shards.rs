@@ -22,6 +22,11 @@ use serde::{Deserialize, Serialize};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DATA: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("data");
+/// Of each record a checkpoint merged from several appends (same key as in
+/// `data`): where those appends ended, in `(start, end]`, as LEB128 deltas
+/// from `start`. Its end is missing when the last append goes on in the next
+/// record. A record without an entry ends where its one append ended.
+const APPEND_ENDS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("append_ends");
 
 /// Version of the on-disk layout (manifest, tables, key encodings). 2 added
 /// the write-ahead log directory `log/` (see [`crate::wal`]): a server that
@@ -222,15 +227,21 @@ impl RedbShards {
     /// Applies `ops` in order: one write transaction with immediate
     /// durability per shard touched (shards in parallel).
     pub fn commit_ops(&self, ops: &[Op]) -> Result<(), StoreError> {
-        self.commit_ops_with(ops, true)
+        self.commit_ops_with(ops, &[], true)
     }
 
     /// Like [`RedbShards::commit_ops`], but without an fsync: the commit is
     /// visible to reads at once and durable only once [`RedbShards::persist`]
     /// returns (a crash before that loses it, as a unit per shard, back to
-    /// the shard's last durable commit).
-    pub fn commit_ops_lazily(&self, ops: &[Op]) -> Result<(), StoreError> {
-        self.commit_ops_with(ops, false)
+    /// the shard's last durable commit). `ends[i]`, when given, lists where
+    /// the appends merged into the record of `ops[i]` ended (see
+    /// [`Store::append_end`]).
+    pub fn commit_ops_lazily(
+        &self,
+        ops: &[Op],
+        ends: &[Option<Vec<u64>>],
+    ) -> Result<(), StoreError> {
+        self.commit_ops_with(ops, ends, false)
     }
 
     /// Makes every commit of [`RedbShards::commit_ops_lazily`] durable: an
@@ -248,18 +259,24 @@ impl RedbShards {
         Ok(())
     }
 
-    fn commit_ops_with(&self, ops: &[Op], durable: bool) -> Result<(), StoreError> {
-        let mut by_shard: Vec<Vec<&Op>> = vec![Vec::new(); self.shards.len()];
-        for op in ops {
+    fn commit_ops_with(
+        &self,
+        ops: &[Op],
+        ends: &[Option<Vec<u64>>],
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let mut by_shard: Vec<Vec<Staged>> = vec![Vec::new(); self.shards.len()];
+        for (i, op) in ops.iter().enumerate() {
             let path = match op {
                 Op::PutMeta { path, .. }
                 | Op::DeleteMeta { path }
                 | Op::Append { path, .. }
                 | Op::PurgeData { path, .. } => path,
             };
-            by_shard[self.shard_index(path)].push(op);
+            let ends = ends.get(i).and_then(Option::as_deref);
+            by_shard[self.shard_index(path)].push((op, ends));
         }
-        let touched: Vec<(usize, Vec<&Op>)> = by_shard
+        let touched: Vec<(usize, Vec<Staged>)> = by_shard
             .into_iter()
             .enumerate()
             .filter(|(_, ops)| !ops.is_empty())
@@ -284,7 +301,7 @@ impl RedbShards {
         }
     }
 
-    fn commit_one(&self, i: usize, ops: &[&Op], durable: bool) -> Result<(), StoreError> {
+    fn commit_one(&self, i: usize, ops: &[Staged], durable: bool) -> Result<(), StoreError> {
         if !durable {
             // Set first: a failed lazy commit may still have reached memory.
             self.shards[i]
@@ -294,7 +311,7 @@ impl RedbShards {
         self.with_db(i, |db| Self::commit_shard(db, ops, durable))
     }
 
-    fn commit_shard(db: &Database, ops: &[&Op], durable: bool) -> Result<(), redb::Error> {
+    fn commit_shard(db: &Database, ops: &[Staged], durable: bool) -> Result<(), redb::Error> {
         let mut txn = db.begin_write()?;
         if !durable {
             txn.set_durability(redb::Durability::None)?;
@@ -302,7 +319,8 @@ impl RedbShards {
         {
             let mut meta = txn.open_table(META)?;
             let mut data = txn.open_table(DATA)?;
-            for op in ops {
+            let mut append_ends = txn.open_table(APPEND_ENDS)?;
+            for &(op, ends) in ops {
                 match op {
                     Op::PutMeta { path, meta: blob } => {
                         meta.insert(path.as_str(), blob.as_slice())?;
@@ -321,12 +339,24 @@ impl RedbShards {
                             // earlier checkpoint of the same log stored
                             // inside its range: records never overlap.
                             let inside = (*id, record.start + 1)..(*id, record.end());
-                            data.retain_in(inside, |_, _| false)?;
+                            data.retain_in(inside.clone(), |_, _| false)?;
+                            append_ends.retain_in(inside, |_, _| false)?;
                         }
-                        data.insert((*id, record.start), record.data.as_slice())?;
+                        let key = (*id, record.start);
+                        data.insert(key, record.data.as_slice())?;
+                        match ends {
+                            Some(ends) => {
+                                append_ends
+                                    .insert(key, encode_ends(record.start, ends).as_slice())?;
+                            }
+                            None => {
+                                append_ends.remove(key)?;
+                            }
+                        }
                     }
                     Op::PurgeData { id, .. } => {
                         data.retain_in((*id, 0)..=(*id, u64::MAX), |_, _| false)?;
+                        append_ends.retain_in((*id, 0)..=(*id, u64::MAX), |_, _| false)?;
                     }
                 }
             }
@@ -334,6 +364,46 @@ impl RedbShards {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// An op of a commit and, for a merged record, where its appends ended.
+type Staged<'a> = (&'a Op, Option<&'a [u64]>);
+
+/// `ends` (ascending, in `(start, ..]`) as LEB128 deltas from `start`.
+fn encode_ends(start: u64, ends: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ends.len() * 2);
+    let mut prev = start;
+    for &end in ends {
+        let mut delta = end - prev;
+        prev = end;
+        while delta >= 0x80 {
+            out.push((delta as u8) | 0x80);
+            delta >>= 7;
+        }
+        out.push(delta as u8);
+    }
+    out
+}
+
+/// The first end above `at` in an [`encode_ends`] value; `None` when there
+/// is none (or the value is malformed).
+fn first_end_after(start: u64, encoded: &[u8], at: u64) -> Option<u64> {
+    let (mut prev, mut delta, mut shift) = (start, 0u64, 0u32);
+    for &b in encoded {
+        if shift >= 64 {
+            return None;
+        }
+        delta |= u64::from(b & 0x7f) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            prev = prev.checked_add(delta)?;
+            if prev > at {
+                return Some(prev);
+            }
+            (delta, shift) = (0, 0);
+        }
+    }
+    None
 }
 
 /// Reads `layout.json`; `None` when the directory has none yet.
@@ -529,6 +599,45 @@ impl Store for RedbShards {
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         self.commit_ops(&batch.ops)
+    }
+
+    fn append_end(&self, path: &str, id: StreamId, at: u64) -> Result<Option<u64>, StoreError> {
+        self.with_db(self.shard_index(path), |db| {
+            let txn = db.begin_read()?;
+            let data = txn.open_table(DATA)?;
+            // Written by checkpoints; a directory from before them has none.
+            let ends = match txn.open_table(APPEND_ENDS) {
+                Ok(t) => Some(t),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let Some(entry) = data.range((id, 0)..=(id, at))?.next_back() else {
+                return Ok(None);
+            };
+            let (k, v) = entry?;
+            let (mut start, mut end) = (k.value().1, k.value().1 + v.value().len() as u64);
+            if end <= at {
+                return Ok(None);
+            }
+            // An append cut over several records ends in a later one.
+            loop {
+                let Some(list) = ends
+                    .as_ref()
+                    .map(|t| t.get((id, start)))
+                    .transpose()?
+                    .flatten()
+                else {
+                    return Ok(Some(end));
+                };
+                if let Some(e) = first_end_after(start, list.value(), at) {
+                    return Ok(Some(e));
+                }
+                let Some(next) = data.get((id, end))? else {
+                    return Ok(Some(end));
+                };
+                (start, end) = (end, end + next.value().len() as u64);
+            }
+        })
     }
 
     fn lend_bytes(

@@ -67,8 +67,9 @@ pub const MERGED_RECORD: usize = (64 << 10) - 256;
 /// at most `max` bytes. Given the same ops from the same starting point the
 /// cut is the same, so a checkpoint repeated after a crash overwrites or
 /// clears every record the first one stored (see `RedbShards::commit_ops`).
-fn push_merging(ops: &mut Vec<Op>, open: &mut HashMap<StreamId, usize>, op: Op, max: usize) {
+fn push_merging(merged: &mut Merged, open: &mut HashMap<StreamId, usize>, op: Op, max: usize) {
     let max = max.max(1);
+    let Merged { ops, ends } = merged;
     match op {
         Op::Append {
             path,
@@ -76,32 +77,38 @@ fn push_merging(ops: &mut Vec<Op>, open: &mut HashMap<StreamId, usize>, op: Op, 
             mut record,
             mergeable: true,
         } => {
-            if let Some(Op::Append { record: prev, .. }) = open.get(&id).map(|&i| &mut ops[i]) {
-                if prev.end() == record.start {
-                    let take = max.saturating_sub(prev.data.len()).min(record.data.len());
-                    prev.data.extend_from_slice(&record.data[..take]);
-                    if take == record.data.len() {
-                        return;
+            if let Some(i) = open.get(&id).copied() {
+                if let Op::Append { record: prev, .. } = &mut ops[i] {
+                    if prev.end() == record.start {
+                        let take = max.saturating_sub(prev.data.len()).min(record.data.len());
+                        prev.data.extend_from_slice(&record.data[..take]);
+                        if take == record.data.len() {
+                            ends[i].get_or_insert_with(Vec::new).push(prev.end());
+                            return;
+                        }
+                        record.data.drain(..take);
+                        record.start += take as u64;
                     }
-                    record.data.drain(..take);
-                    record.start += take as u64;
                 }
             }
             while record.data.len() > max {
                 let rest = record.data.split_off(max);
                 let next = record.start + max as u64;
+                // The append goes on in the next record: no end in this one.
                 ops.push(Op::Append {
                     path: path.clone(),
                     id,
                     record,
                     mergeable: true,
                 });
+                ends.push(Some(Vec::new()));
                 record = Record {
                     start: next,
                     data: rest,
                 };
             }
             open.insert(id, ops.len());
+            ends.push(Some(vec![record.end()]));
             ops.push(Op::Append {
                 path,
                 id,
@@ -112,9 +119,23 @@ fn push_merging(ops: &mut Vec<Op>, open: &mut HashMap<StreamId, usize>, op: Op, 
         Op::Append { id, .. } | Op::PurgeData { id, .. } => {
             open.remove(&id);
             ops.push(op);
+            ends.push(None);
         }
-        Op::PutMeta { .. } | Op::DeleteMeta { .. } => ops.push(op),
+        Op::PutMeta { .. } | Op::DeleteMeta { .. } => {
+            ops.push(op);
+            ends.push(None);
+        }
     }
+}
+
+/// What a checkpoint transaction stores: the re-cut ops, and of each
+/// byte-stream record among them where the appends in it ended (for
+/// [`Store::append_end`]; `Some(empty)` when its last append goes on in the
+/// next record).
+#[derive(Default)]
+struct Merged {
+    ops: Vec<Op>,
+    ends: Vec<Option<Vec<u64>>>,
 }
 
 /// Tuning of a [`LoggedStore`].
@@ -459,19 +480,19 @@ impl Shared {
         // Applied in transactions of about CHECKPOINT_CHUNK bytes, frame by
         // frame: memory stays small whatever the segment size (a crash in
         // between replays the whole segment, which is harmless).
-        let (mut at, mut ops, mut size) = (0, Vec::new(), 0);
+        let (mut at, mut merged, mut size) = (0, Merged::default(), 0);
         let mut open = HashMap::new();
         for ((batch, _), next) in frame::frames(g.segment, g.file.as_ref(), g.len) {
             size += (next - at) as usize;
             for op in batch.ops {
-                push_merging(&mut ops, &mut open, op, self.options.merged_record_bytes);
+                push_merging(&mut merged, &mut open, op, self.options.merged_record_bytes);
             }
             at = next;
             if size >= CHECKPOINT_CHUNK || at >= g.len {
                 // Without an fsync: the segment stays until `persist` below,
                 // and a crash before it replays the whole segment again.
-                self.redb.commit_ops_lazily(&ops)?;
-                (ops, size) = (Vec::new(), 0);
+                self.redb.commit_ops_lazily(&merged.ops, &merged.ends)?;
+                (merged, size) = (Merged::default(), 0);
                 open.clear();
             }
         }
@@ -682,6 +703,17 @@ impl Store for LoggedStore {
             }
         }
         Ok(out)
+    }
+
+    fn append_end(&self, path: &str, id: StreamId, at: u64) -> Result<Option<u64>, StoreError> {
+        // The log keeps each append as its own record; redb remembers the
+        // ends of the appends a checkpoint merged.
+        let found = lock(&self.shared.overlay).find(id, at, at.saturating_add(1), 1);
+        if found.redb_part(at, at.saturating_add(1)).is_some() {
+            return self.shared.redb.append_end(path, id, at);
+        }
+        let records = found.load().map_err(io_error)?;
+        Ok(records.first().filter(|r| r.start <= at).map(Record::end))
     }
 
     fn lend_bytes(

@@ -4,8 +4,8 @@
 //! replayed from the log after a reopen. Tiny segments make every read
 //! straddle those places. Streams 0 and 1 hold byte-stream records, which
 //! checkpoints may merge: their reads must honour the `Store::read`
-//! contract over the same bytes; streams 2 and 3 hold JSON messages, whose
-//! records must come back exactly.
+//! contract over the same bytes and still know where each append ended;
+//! streams 2 and 3 hold JSON messages, whose records must come back exactly.
 
 use std::sync::Arc;
 
@@ -158,6 +158,19 @@ fn check(
         } else {
             assert_eq!(got, model_read(records, from, end, max), "{what}");
         }
+        // Where each append ended survives merging and cutting: a
+        // sub-offset fork may not cross it (PROTOCOL §4.2).
+        let path = format!("/s/{i}");
+        if tail > 0 {
+            let at = rng.below(tail);
+            let want = records
+                .iter()
+                .find(|r| r.start <= at && at < r.end())
+                .map(Record::end);
+            let end_of = store.append_end(&path, i as u64 + 1, at).unwrap();
+            assert_eq!(end_of, want, "step {step}: stream {i} append_end({at})");
+        }
+        assert_eq!(store.append_end(&path, i as u64 + 1, tail).unwrap(), None);
     }
 }
 

@@ -284,9 +284,18 @@ impl<S: Store> Engine<S> {
                 }
             }
         } else {
-            let records =
-                self.read_stitched(path, source.id, source.fork.as_deref(), anchor, tail, 1)?;
-            let boundary = records.first().map_or(anchor, |r| r.end());
+            // The end of the append holding the anchor, in the segment of
+            // the source's fork chain the anchor lies in.
+            let mut boundary = anchor;
+            for (seg_path, id, lo, hi) in
+                self.fork_chain(path, source.id, source.fork.as_deref(), tail)?
+            {
+                if anchor < hi && lo < hi {
+                    let end = self.store.append_end(seg_path, id, anchor.max(lo))?;
+                    boundary = end.map_or(anchor, |e| e.min(hi));
+                    break;
+                }
+            }
             let point = anchor.saturating_add(sub);
             if point > boundary {
                 return Err(BadRequest::ForkSubOffsetOvershoot.into());

@@ -368,7 +368,7 @@ impl<S: Store> Engine<S> {
     /// The segments a read of the stream at `path` below `end` draws from,
     /// oldest first: `(path, id, lo, hi)`, positions `[lo, hi)` of each
     /// stream in its fork chain (PROTOCOL §4.2).
-    fn fork_chain<'a>(
+    pub(crate) fn fork_chain<'a>(
         &'a self,
         path: &'a str,
         id: StreamId,
