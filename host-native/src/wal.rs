@@ -138,6 +138,37 @@ struct Merged {
     ends: Vec<Option<Vec<u64>>>,
 }
 
+impl Merged {
+    /// Drops every metadata write of a path that a later one in the same
+    /// transaction replaces: each write logs its stream's metadata again,
+    /// so a chunk holds hundreds of them per busy stream, and redb need only
+    /// store the last (the transaction is atomic; the meta table is apart
+    /// from the data records, so the order against them does not matter).
+    fn keep_last_meta(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        // Newest first, so the first one seen of a path is its last.
+        let mut keep: Vec<bool> = self
+            .ops
+            .iter()
+            .rev()
+            .map(|op| match op {
+                Op::PutMeta { path, .. } | Op::DeleteMeta { path } => seen.insert(path.as_str()),
+                Op::Append { .. } | Op::PurgeData { .. } => true,
+            })
+            .collect();
+        keep.reverse();
+        let (mut i, mut j) = (0, 0);
+        self.ops.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        self.ends.retain(|_| {
+            j += 1;
+            keep[j - 1]
+        });
+    }
+}
+
 /// Tuning of a [`LoggedStore`].
 #[derive(Clone, Debug)]
 pub struct LogOptions {
@@ -491,6 +522,7 @@ impl Shared {
             if size >= CHECKPOINT_CHUNK || at >= g.len {
                 // Without an fsync: the segment stays until `persist` below,
                 // and a crash before it replays the whole segment again.
+                merged.keep_last_meta();
                 self.redb.commit_ops_lazily(&merged.ops, &merged.ends)?;
                 (merged, size) = (Merged::default(), 0);
                 open.clear();
