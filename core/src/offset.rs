@@ -56,6 +56,22 @@ impl fmt::Display for Offset {
     }
 }
 
+/// Appends `n` in decimal (digit by digit: hot paths write counters and
+/// positions into every response).
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 /// Where a read starts: the request-side position, before resolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadFrom {

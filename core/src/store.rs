@@ -68,6 +68,24 @@ impl Batch {
     }
 }
 
+/// Which ops of `ops` (applied together, atomically) still matter: every
+/// data op, and only the last metadata write of each path, since no reader
+/// can see the ones it replaces. Parallel to `ops`.
+pub fn last_meta_writes(ops: &[Op]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    // Newest first, so the first one seen of a path is its last.
+    let mut keep: Vec<bool> = ops
+        .iter()
+        .rev()
+        .map(|op| match op {
+            Op::PutMeta { path, .. } | Op::DeleteMeta { path } => seen.insert(path.as_str()),
+            Op::Append { .. } | Op::PurgeData { .. } => true,
+        })
+        .collect();
+    keep.reverse();
+    keep
+}
+
 /// A storage failure. Protocol errors never travel through this type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {

@@ -175,33 +175,20 @@ impl Ops {
             return id.clone();
         }
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let mut buf = [0u8; 29];
-        let len = format_request_id(self.request_prefix, n, &mut buf);
-        HeaderValue::from_bytes(&buf[..len]).expect("hex digits, a dash and digits")
+        let id = format_request_id(self.request_prefix, n);
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(id))
+            .expect("hex digits, a dash and digits")
     }
 }
 
-/// Writes `{prefix:08x}-{n}` into `out` (every response carries one, so
-/// digit by digit rather than through `fmt`); returns its length.
-fn format_request_id(prefix: u32, n: u64, out: &mut [u8; 29]) -> usize {
+/// `{prefix:08x}-{n}`, written digit by digit (every response carries one).
+fn format_request_id(prefix: u32, n: u64) -> Vec<u8> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, slot) in out[..8].iter_mut().enumerate() {
-        *slot = HEX[((prefix >> (28 - 4 * i)) & 0xf) as usize];
-    }
-    out[8] = b'-';
-    let mut digits = [0u8; 20];
-    let (mut rest, mut at) = (n, digits.len());
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let len = 9 + digits.len() - at;
-    out[9..len].copy_from_slice(&digits[at..]);
-    len
+    let mut out = Vec::with_capacity(29);
+    out.extend((0..8).map(|i| HEX[((prefix >> (28 - 4 * i)) & 0xf) as usize]));
+    out.push(b'-');
+    ds_core::offset::push_decimal(&mut out, n);
+    out
 }
 
 /// The full application: the stream routes behind the operational layer,
@@ -512,9 +499,8 @@ mod tests {
             (0x1f, 1234567890),
             (u32::MAX, u64::MAX),
         ] {
-            let mut buf = [0u8; 29];
-            let len = format_request_id(prefix, n, &mut buf);
-            assert_eq!(&buf[..len], format!("{prefix:08x}-{n}").as_bytes());
+            let id = format_request_id(prefix, n);
+            assert_eq!(id, format!("{prefix:08x}-{n}").as_bytes());
         }
     }
 }

@@ -145,27 +145,11 @@ impl Merged {
     /// store the last (the transaction is atomic; the meta table is apart
     /// from the data records, so the order against them does not matter).
     fn keep_last_meta(&mut self) {
-        let mut seen = std::collections::HashSet::new();
-        // Newest first, so the first one seen of a path is its last.
-        let mut keep: Vec<bool> = self
-            .ops
-            .iter()
-            .rev()
-            .map(|op| match op {
-                Op::PutMeta { path, .. } | Op::DeleteMeta { path } => seen.insert(path.as_str()),
-                Op::Append { .. } | Op::PurgeData { .. } => true,
-            })
-            .collect();
-        keep.reverse();
-        let (mut i, mut j) = (0, 0);
-        self.ops.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        self.ends.retain(|_| {
-            j += 1;
-            keep[j - 1]
-        });
+        let keep = ds_core::store::last_meta_writes(&self.ops);
+        let mut flags = keep.iter();
+        self.ops.retain(|_| *flags.next().unwrap_or(&true));
+        let mut flags = keep.iter();
+        self.ends.retain(|_| *flags.next().unwrap_or(&true));
     }
 }
 

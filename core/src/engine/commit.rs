@@ -246,16 +246,7 @@ impl<S: Store> Engine<S> {
 /// replaces: the group commits atomically, so only the last one can ever be
 /// seen (32 appends to one stream in a group write its metadata once).
 fn keep_last_meta(ops: &mut Vec<Op>) {
-    let mut seen = std::collections::BTreeSet::new();
-    let keep: Vec<bool> = ops
-        .iter()
-        .rev()
-        .map(|op| match op {
-            Op::PutMeta { path, .. } | Op::DeleteMeta { path } => seen.insert(path.as_str()),
-            Op::Append { .. } | Op::PurgeData { .. } => true,
-        })
-        .collect();
-    let mut keep = keep.into_iter().rev();
+    let mut keep = crate::store::last_meta_writes(ops).into_iter();
     ops.retain(|_| keep.next().unwrap_or(true));
 }
 

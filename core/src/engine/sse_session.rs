@@ -8,7 +8,7 @@ use crate::engine::read::View;
 use crate::engine::Engine;
 use std::collections::VecDeque;
 
-use crate::offset::{Offset, MAX_POSITION};
+use crate::offset::{push_decimal, Offset, MAX_POSITION};
 use crate::sse::{push_data_event, DataEncoding, KEEP_ALIVE};
 use crate::store::{Store, StreamId};
 use crate::time::UnixMillis;
@@ -286,21 +286,6 @@ fn push_offset_token(out: &mut Vec<u8>, position: u64) {
         n /= 10;
     }
     out.extend_from_slice(&digits);
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
