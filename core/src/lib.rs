@@ -44,6 +44,7 @@ pub mod store;
 pub mod stream;
 pub mod subscription;
 pub mod time;
+pub mod varint;
 
 pub use archive::{ArchiveError, ArchiveInfo, ArchiveReader, ArchiveWriter};
 pub use config::{Config, CorsPolicy, Quotas};

@@ -374,33 +374,20 @@ fn encode_ends(start: u64, ends: &[u64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ends.len() * 2);
     let mut prev = start;
     for &end in ends {
-        let mut delta = end - prev;
+        ds_core::varint::push(&mut out, end - prev);
         prev = end;
-        while delta >= 0x80 {
-            out.push((delta as u8) | 0x80);
-            delta >>= 7;
-        }
-        out.push(delta as u8);
     }
     out
 }
 
 /// The first end above `at` in an [`encode_ends`] value; `None` when there
 /// is none (or the value is malformed).
-fn first_end_after(start: u64, encoded: &[u8], at: u64) -> Option<u64> {
-    let (mut prev, mut delta, mut shift) = (start, 0u64, 0u32);
-    for &b in encoded {
-        if shift >= 64 {
-            return None;
-        }
-        delta |= u64::from(b & 0x7f) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            prev = prev.checked_add(delta)?;
-            if prev > at {
-                return Some(prev);
-            }
-            (delta, shift) = (0, 0);
+fn first_end_after(start: u64, mut encoded: &[u8], at: u64) -> Option<u64> {
+    let mut end = start;
+    while !encoded.is_empty() {
+        end = end.checked_add(ds_core::varint::take(&mut encoded)?)?;
+        if end > at {
+            return Some(end);
         }
     }
     None

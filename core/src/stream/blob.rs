@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use super::{Expiry, ForkOrigin, StreamMeta};
 use crate::producer::{ProducerClaim, ProducerState};
+use crate::varint::push as varint;
 
 /// First byte of a binary blob (a JSON blob starts with `{`).
 const BINARY: u8 = 0;
@@ -104,14 +105,6 @@ pub(super) fn decode(blob: &[u8]) -> Result<StreamMeta, String> {
     }
 }
 
-fn varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 fn text(out: &mut Vec<u8>, s: &str) {
     varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
@@ -130,19 +123,8 @@ impl Reader<'_> {
     }
 
     fn varint(&mut self) -> Result<u64, String> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            let bits = u64::from(b & 0x7f);
-            if shift == 63 && bits > 1 {
-                return Err("integer overflows 64 bits".to_string());
-            }
-            n |= bits << shift;
-            if b & 0x80 == 0 {
-                return Ok(n);
-            }
-        }
-        Err("integer overflows 64 bits".to_string())
+        crate::varint::take(&mut self.rest)
+            .ok_or_else(|| "truncated, or an integer over 64 bits".to_string())
     }
 
     fn text(&mut self) -> Result<String, String> {
