@@ -9,66 +9,59 @@ use axum::http::{HeaderName, HeaderValue};
 use ds_core::cors;
 use ds_core::response::names;
 
-/// Declares `const` header names and a lookup by text.
-macro_rules! known_names {
-    ($($konst:ident = $text:expr;)*) => {
-        $(const $konst: HeaderName = HeaderName::from_static($text);)*
+/// Declares `const` values of type `$ty` (built with its `const fn
+/// from_static`) and the function `$fun` that finds one by its text, and
+/// builds any other text at run time.
+macro_rules! known {
+    ($(#[$doc:meta])* fn $fun:ident -> $ty:ident { $($konst:ident = $text:expr;)* }) => {
+        $(const $konst: $ty = $ty::from_static($text);)*
 
-        /// The header name `name` (lower case, as the engine writes them).
-        pub fn name(name: &'static str) -> HeaderName {
+        $(#[$doc])*
+        pub fn $fun(text: &'static str) -> $ty {
             // String comparisons: lengths first, rarely more.
-            $(if name == $text {
+            $(if text == $text {
                 return $konst;
             })*
-            HeaderName::from_static(name)
+            $ty::from_static(text)
         }
     };
 }
 
-known_names! {
-    CONTENT_TYPE = names::CONTENT_TYPE;
-    CACHE_CONTROL = names::CACHE_CONTROL;
-    ETAG = names::ETAG;
-    LOCATION = names::LOCATION;
-    STREAM_NEXT_OFFSET = names::STREAM_NEXT_OFFSET;
-    STREAM_UP_TO_DATE = names::STREAM_UP_TO_DATE;
-    STREAM_CLOSED = names::STREAM_CLOSED;
-    STREAM_CURSOR = names::STREAM_CURSOR;
-    STREAM_TTL = names::STREAM_TTL;
-    STREAM_EXPIRES_AT = names::STREAM_EXPIRES_AT;
-    STREAM_SSE_DATA_ENCODING = names::STREAM_SSE_DATA_ENCODING;
-    PRODUCER_EPOCH = names::PRODUCER_EPOCH;
-    PRODUCER_SEQ = names::PRODUCER_SEQ;
-    PRODUCER_EXPECTED_SEQ = names::PRODUCER_EXPECTED_SEQ;
-    PRODUCER_RECEIVED_SEQ = names::PRODUCER_RECEIVED_SEQ;
-    X_CONTENT_TYPE_OPTIONS = "x-content-type-options";
-    CROSS_ORIGIN_RESOURCE_POLICY = "cross-origin-resource-policy";
-    ALLOW_ORIGIN = "access-control-allow-origin";
-    EXPOSE_HEADERS = "access-control-expose-headers";
-    VARY = "vary";
+known! {
+    /// The header name `text` (lower case, as the engine writes them).
+    fn name -> HeaderName {
+        CONTENT_TYPE = names::CONTENT_TYPE;
+        CACHE_CONTROL = names::CACHE_CONTROL;
+        ETAG = names::ETAG;
+        LOCATION = names::LOCATION;
+        STREAM_NEXT_OFFSET = names::STREAM_NEXT_OFFSET;
+        STREAM_UP_TO_DATE = names::STREAM_UP_TO_DATE;
+        STREAM_CLOSED = names::STREAM_CLOSED;
+        STREAM_CURSOR = names::STREAM_CURSOR;
+        STREAM_TTL = names::STREAM_TTL;
+        STREAM_EXPIRES_AT = names::STREAM_EXPIRES_AT;
+        STREAM_SSE_DATA_ENCODING = names::STREAM_SSE_DATA_ENCODING;
+        PRODUCER_EPOCH = names::PRODUCER_EPOCH;
+        PRODUCER_SEQ = names::PRODUCER_SEQ;
+        PRODUCER_EXPECTED_SEQ = names::PRODUCER_EXPECTED_SEQ;
+        PRODUCER_RECEIVED_SEQ = names::PRODUCER_RECEIVED_SEQ;
+        X_CONTENT_TYPE_OPTIONS = "x-content-type-options";
+        CROSS_ORIGIN_RESOURCE_POLICY = "cross-origin-resource-policy";
+        ALLOW_ORIGIN = "access-control-allow-origin";
+        EXPOSE_HEADERS = "access-control-expose-headers";
+        VARY = "vary";
+    }
 }
 
-/// Declares `const` header values and a lookup by text.
-macro_rules! known_values {
-    ($($konst:ident = $text:expr;)*) => {
-        $(const $konst: HeaderValue = HeaderValue::from_static($text);)*
-
-        /// The header value of the engine constant `value`.
-        pub fn static_value(value: &'static str) -> HeaderValue {
-            $(if value == $text {
-                return $konst;
-            })*
-            HeaderValue::from_static(value)
-        }
-    };
-}
-
-known_values! {
-    EXPOSE = cors::EXPOSE_HEADERS;
-    NOSNIFF = "nosniff";
-    CROSS_ORIGIN = "cross-origin";
-    ANY = "*";
-    TRUE = "true";
+known! {
+    /// The header value of the engine constant `text`.
+    fn static_value -> HeaderValue {
+        EXPOSE = cors::EXPOSE_HEADERS;
+        NOSNIFF = "nosniff";
+        CROSS_ORIGIN = "cross-origin";
+        ANY = "*";
+        TRUE = "true";
+    }
 }
 
 #[cfg(test)]
