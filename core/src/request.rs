@@ -34,6 +34,19 @@ impl Method {
     }
 }
 
+/// Request header fields (lower case) the engine never reads: framing and
+/// hop-by-hop fields the HTTP layer has already acted on, and content
+/// negotiation the protocol does not do. A host may leave them out of a
+/// [`Request`] instead of copying them.
+pub const UNREAD_HEADERS: [&str; 6] = [
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "user-agent",
+    "accept-encoding",
+    "accept",
+];
+
 /// One request to a stream URL.
 #[derive(Clone, Debug)]
 pub struct Request {

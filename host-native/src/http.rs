@@ -17,18 +17,6 @@ use tokio::time::{Instant, Sleep};
 
 use crate::driver::{Driver, Handled};
 
-/// Request headers the engine never reads (framing and hop-by-hop fields
-/// hyper has already acted on, and content negotiation the protocol does
-/// not do): not copied into the core request.
-const UNREAD_HEADERS: [axum::http::HeaderName; 6] = [
-    axum::http::header::CONTENT_LENGTH,
-    axum::http::header::CONNECTION,
-    axum::http::header::TRANSFER_ENCODING,
-    axum::http::header::USER_AGENT,
-    axum::http::header::ACCEPT_ENCODING,
-    axum::http::header::ACCEPT,
-];
-
 /// Handles every request under the stream root.
 pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest) -> AxumResponse {
     let (parts, body) = req.into_parts();
@@ -37,7 +25,7 @@ pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest)
     core.headers = parts
         .headers
         .iter()
-        .filter(|(n, _)| !UNREAD_HEADERS.contains(n))
+        .filter(|(n, _)| !ds_core::request::UNREAD_HEADERS.contains(&n.as_str()))
         .map(|(n, v)| {
             (
                 n.as_str().to_string(),
