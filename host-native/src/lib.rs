@@ -5,6 +5,7 @@
 //! [`app`] builds the router (tests drive it without sockets); [`serve`]
 //! binds, serves and shuts down gracefully.
 
+pub mod allocator;
 pub mod archive_cli;
 pub mod auth;
 pub mod cli;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 /// mimalloc instead of glibc malloc: under many small requests glibc's
 /// `_int_malloc`/`malloc_consolidate` were ~20% of the server's CPU (issue 8).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: durable_streams_server::allocator::Allocator =
+    durable_streams_server::allocator::Allocator;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -567,9 +567,13 @@ impl Shared {
                 continue;
             }
             retry_at = None;
+            let mut applied = false;
             loop {
                 match self.checkpoint_one() {
-                    Ok(true) => continue,
+                    Ok(true) => {
+                        applied = true;
+                        continue;
+                    }
                     Ok(false) => break,
                     Err(e) => {
                         tracing::warn!("checkpoint into redb failed (will retry): {e}");
@@ -577,6 +581,13 @@ impl Shared {
                         break;
                     }
                 }
+            }
+            // The checkpoint's transactions allocated and freed megabytes;
+            // hand them back to the OS now rather than keep them until
+            // this thread next allocates (a checkpoint costs far more).
+            // (Measured: 0.3-0.8 ms each after 10,000 stream creations.)
+            if applied {
+                crate::allocator::release_free_memory();
             }
             if retry_at.is_some() {
                 continue;
