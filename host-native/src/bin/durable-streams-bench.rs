@@ -6,10 +6,12 @@
 //! connections, verifies what each scenario measured, and prints a table
 //! (and JSON with `--out`). Throughputs of the append scenarios are also
 //! reported as a ratio to a bare hyper server (`serve-bare`) measured in the
-//! same run, alternating bare, target, bare, target, …
+//! same run, alternating bare, target, bare, target, … The bare server also
+//! runs fanout-sse, as the floor of an SSE fan-out on the same stack.
 //!
 //! `durable-streams-bench serve-bare --bind 127.0.0.1:PORT` is that
-//! baseline: tokio's multi-threaded runtime and hyper, answering 204.
+//! baseline: tokio's multi-threaded runtime and hyper, answering 204 (and
+//! relaying each POST body to the open `live=sse` bodies).
 
 #[path = "../bench/bare.rs"]
 mod bare;
@@ -74,6 +76,14 @@ const ALL: &[&str] = &[
 
 /// Scenarios whose throughput is compared with the bare server.
 const WITH_BASELINE: &[&str] = &["append-many", "append-hot", "json-append", "append-c1"];
+/// Scenarios the bare server also runs, as the floor of what the stack can
+/// do (no ratio): the SSE fan-out (see `bare.rs`).
+const WITH_FLOOR: &[&str] = &["fanout-sse"];
+
+/// True when the bare server runs `scenario` too.
+fn bare_runs(scenario: &str) -> bool {
+    WITH_BASELINE.contains(&scenario) || WITH_FLOOR.contains(&scenario)
+}
 
 #[derive(Parser, Debug)]
 struct RunArgs {
@@ -275,7 +285,7 @@ async fn run(args: RunArgs) -> Result<bool, String> {
 
     let mut records = Vec::new();
     for scenario in &scenarios {
-        let with_bare = WITH_BASELINE.contains(&scenario.as_str()) && !args.no_bare;
+        let with_bare = bare_runs(scenario) && !args.no_bare;
         let rounds = if WITH_BASELINE.contains(&scenario.as_str()) {
             args.rounds.max(1)
         } else {
@@ -340,11 +350,7 @@ async fn run(args: RunArgs) -> Result<bool, String> {
     let _ = std::fs::remove_dir_all(&work);
 
     let mut names = Vec::new();
-    if !args.no_bare
-        && scenarios
-            .iter()
-            .any(|s| WITH_BASELINE.contains(&s.as_str()))
-    {
+    if !args.no_bare && scenarios.iter().any(|s| bare_runs(s)) {
         names.push(bare.name.clone());
     }
     names.extend(targets.iter().map(|t| t.name.clone()));
