@@ -49,6 +49,9 @@ use overlay::{Generation, Overlay};
 /// the allocator: 1 MiB cost ~200 bytes of RSS per stream in many-streams).
 const CHECKPOINT_CHUNK: usize = 256 << 10;
 
+/// How much nicer than the server the checkpointer thread runs.
+const CHECKPOINT_NICE: i32 = 5;
+
 /// Largest record a checkpoint makes of byte-stream records (the default
 /// of [`LogOptions::merged_record_bytes`]): adjacent records are merged, so
 /// catch-up reads fetch a few large values from redb instead of one small
@@ -546,6 +549,12 @@ impl Shared {
     /// The checkpointer thread: checkpoints sealed segments, seals an idle
     /// active one, keeps a spare ready; at stop, moves everything to redb.
     fn run_checkpointer(&self) {
+        // Requests first: a checkpoint is a burst of CPU (a segment's redb
+        // transactions) that nothing waits for until three segments are
+        // sealed, so this thread runs at a lower priority (nice +5, this
+        // thread only on Linux). Durable append-many A/B: +2-7% per
+        // round in 3 s rounds, equal over 20 s; p99 1.96 -> 1.89 ms.
+        let _ = rustix::process::nice(CHECKPOINT_NICE);
         let mut retry_at: Option<Instant> = None;
         loop {
             {
