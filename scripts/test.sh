@@ -63,6 +63,16 @@ cargo build --release -p durable-streams-server --locked
 DS_OFFICIAL_TARGETS="native-redb native-memory wasm-node" \
   scripts/official-suite.sh "$cargo_target/release/durable-streams-server"
 
+step "benchmark tool: every scenario once at tiny sizes, both modes (its checks, not its numbers)"
+bin="$cargo_target/release"
+"$bin/durable-streams-bench" run \
+  --target "name=ours-durable;durable=true;base=/v1/stream/;cmd=$bin/durable-streams-server --bind {addr} --data-dir {dir}" \
+  --target "name=ours-memory;durable=false;base=/v1/stream/;cmd=$bin/durable-streams-server --bind {addr} --memory" \
+  --rounds 1 --duration-secs 1 --conns 4 --catchup-mib 2 --catchup-reads 1 --readers 20 \
+  --fanout-secs 1 --streams 200 --restart-streams 50 --restart-mib 4 --restart-times 1 \
+  --logs "$cargo_target/bench-smoke-logs"
+echo "every scenario verified what it measured (bare hyper included)"
+
 step "archives between the native server and the wasm host"
 DS_SERVER_BIN="$cargo_target/release/durable-streams-server" node --test tests/wasm/archive.test.mjs
 
