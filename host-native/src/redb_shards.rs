@@ -27,14 +27,22 @@ const DATA: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("data");
 /// from `start`. Its end is missing when the last append goes on in the next
 /// record. A record without an entry ends where its one append ended.
 const APPEND_ENDS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("append_ends");
+/// Of each record a checkpoint gathered from several JSON messages (same key
+/// as in `data`): where the messages end, in `(start, end]`, as LEB128
+/// deltas from `start`, the last one at the record's end. Reads split the
+/// record there (PROTOCOL §9.1: message boundaries are kept). A record
+/// without an entry is one message.
+const MESSAGE_ENDS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("message_ends");
 
 /// Version of the on-disk layout (manifest, tables, key encodings). 2 added
 /// the write-ahead log directory `log/` (see [`crate::wal`]): a server that
 /// only knows 1 would ignore acknowledged writes still in the log, so it
-/// must refuse the directory.
-pub const LAYOUT_VERSION: u32 = 2;
+/// must refuse the directory. 3 gathers JSON messages into records split by
+/// `message_ends`: a server that only knows 2 would read such a record as
+/// one message.
+pub const LAYOUT_VERSION: u32 = 3;
 /// Versions this server opens; an older one is upgraded in place.
-const READABLE_VERSIONS: [u32; 2] = [1, 2];
+const READABLE_VERSIONS: [u32; 3] = [1, 2, 3];
 /// Shards created in a new data directory (existing directories keep the
 /// count their `layout.json` pins). One: with group commit every group is
 /// one transaction and one fsync however many streams it touches, which
@@ -320,6 +328,7 @@ impl RedbShards {
             let mut meta = txn.open_table(META)?;
             let mut data = txn.open_table(DATA)?;
             let mut append_ends = txn.open_table(APPEND_ENDS)?;
+            let mut message_ends = txn.open_table(MESSAGE_ENDS)?;
             for &(op, ends) in ops {
                 match op {
                     Op::PutMeta { path, meta: blob } => {
@@ -331,10 +340,32 @@ impl RedbShards {
                     Op::Append {
                         id,
                         record,
-                        mergeable,
+                        mergeable: false,
                         ..
                     } => {
-                        if *mergeable && record.data.len() > 1 {
+                        let key = (*id, record.start);
+                        match ends.filter(|e| e.len() > 1) {
+                            Some(ends) => {
+                                // As for merged byte records below.
+                                let inside = (*id, record.start + 1)..(*id, record.end());
+                                data.retain_in(inside.clone(), |_, _| false)?;
+                                message_ends.retain_in(inside, |_, _| false)?;
+                                message_ends
+                                    .insert(key, encode_ends(record.start, ends).as_slice())?;
+                            }
+                            None => {
+                                message_ends.remove(key)?;
+                            }
+                        }
+                        data.insert(key, record.data.as_slice())?;
+                    }
+                    Op::Append {
+                        id,
+                        record,
+                        mergeable: true,
+                        ..
+                    } => {
+                        if record.data.len() > 1 {
                             // A merged record replaces any smaller ones an
                             // earlier checkpoint of the same log stored
                             // inside its range: records never overlap.
@@ -357,6 +388,7 @@ impl RedbShards {
                     Op::PurgeData { id, .. } => {
                         data.retain_in((*id, 0)..=(*id, u64::MAX), |_, _| false)?;
                         append_ends.retain_in((*id, 0)..=(*id, u64::MAX), |_, _| false)?;
+                        message_ends.retain_in((*id, 0)..=(*id, u64::MAX), |_, _| false)?;
                     }
                 }
             }
@@ -378,6 +410,20 @@ fn encode_ends(start: u64, ends: &[u64]) -> Vec<u8> {
         prev = end;
     }
     out
+}
+
+/// The pieces `[start, end)` of the record at `start` of `len` bytes that
+/// an [`encode_ends`] value marks; `None` when the value is malformed or
+/// its last end is not the record's.
+fn split_at_ends(start: u64, len: u64, mut encoded: &[u8]) -> Option<Vec<(u64, u64)>> {
+    let mut out = Vec::new();
+    let mut at = start;
+    while !encoded.is_empty() {
+        let end = at.checked_add(ds_core::varint::take(&mut encoded)?)?;
+        out.push((at, end));
+        at = end;
+    }
+    (at == start.checked_add(len)?).then_some(out)
 }
 
 /// The first end above `at` in an [`encode_ends`] value; `None` when there
@@ -548,40 +594,52 @@ impl Store for RedbShards {
         end: u64,
         max_bytes: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        self.with_db(self.shard_index(path), |db| {
+        let corrupt = |start: u64| StoreError::Corrupt {
+            detail: format!("message ends of record ({id}, {start}) in {path:?}"),
+        };
+        let found = self.with_db(self.shard_index(path), |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(DATA)?;
-            // The record that contains `from`, then those after it, while
-            // under `max_bytes` (at least one); values are copied once.
-            let mut out = Vec::new();
-            let mut total = 0usize;
-            if let Some(entry) = table.range((id, 0)..=(id, from))?.next_back() {
+            // Written by checkpoints of JSON streams since layout 3.
+            let messages = match txn.open_table(MESSAGE_ENDS) {
+                Ok(t) => Some(t),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            // The record (or message of a gathered record) that contains
+            // `from`, then those after it, while under `max_bytes` (at least
+            // one); values are copied once.
+            let mut reader = RecordReader {
+                from,
+                end,
+                max_bytes,
+                total: 0,
+                out: Vec::new(),
+                bad: None,
+            };
+            let first = table.range((id, 0)..=(id, from))?.next_back();
+            let rest = if from < end {
+                Some(table.range((id, from + 1)..(id, end))?)
+            } else {
+                None
+            };
+            for entry in first.into_iter().chain(rest.into_iter().flatten()) {
                 let (k, v) = entry?;
-                let (start, data) = (k.value().1, v.value());
-                if start + data.len() as u64 > from && start < end {
-                    total += data.len();
-                    out.push(Record {
-                        start,
-                        data: data.to_vec(),
-                    });
+                let start = k.value().1;
+                let ends = match &messages {
+                    Some(t) => t.get((id, start))?,
+                    None => None,
+                };
+                if !reader.take(start, v.value(), ends.as_ref().map(|e| e.value())) {
+                    break;
                 }
             }
-            if from < end {
-                for entry in table.range((id, from + 1)..(id, end))? {
-                    if total >= max_bytes && !out.is_empty() {
-                        break;
-                    }
-                    let (k, v) = entry?;
-                    let data = v.value().to_vec();
-                    total += data.len();
-                    out.push(Record {
-                        start: k.value().1,
-                        data,
-                    });
-                }
-            }
-            Ok(out)
-        })
+            Ok(reader)
+        })?;
+        match found.bad {
+            Some(start) => Err(corrupt(start)),
+            None => Ok(found.out),
+        }
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
@@ -605,6 +663,15 @@ impl Store for RedbShards {
             let (mut start, mut end) = (k.value().1, k.value().1 + v.value().len() as u64);
             if end <= at {
                 return Ok(None);
+            }
+            // A record of JSON messages: the end of the message holding `at`.
+            let messages = match txn.open_table(MESSAGE_ENDS) {
+                Ok(t) => t.get((id, start))?.map(|list| list.value().to_vec()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(list) = messages {
+                return Ok(Some(first_end_after(start, &list, at).unwrap_or(end)));
             }
             // An append cut over several records ends in a later one.
             loop {
@@ -689,6 +756,55 @@ impl Store for RedbShards {
             }
             Ok(())
         })
+    }
+}
+
+/// Collects the records of a [`Store::read`] in order, splitting gathered
+/// JSON records into their messages.
+struct RecordReader {
+    from: u64,
+    end: u64,
+    max_bytes: usize,
+    total: usize,
+    out: Vec<Record>,
+    /// A record whose message ends were malformed.
+    bad: Option<u64>,
+}
+
+impl RecordReader {
+    /// Takes the stored record at `start` (with its message ends, if
+    /// gathered); false once no more records are wanted.
+    fn take(&mut self, start: u64, data: &[u8], ends: Option<&[u8]>) -> bool {
+        let whole = [(start, start + data.len() as u64)];
+        let split;
+        let pieces: &[(u64, u64)] = match ends {
+            None => &whole,
+            Some(ends) => match split_at_ends(start, data.len() as u64, ends) {
+                Some(pieces) => {
+                    split = pieces;
+                    &split
+                }
+                None => {
+                    self.bad = Some(start);
+                    return false;
+                }
+            },
+        };
+        for &(at, to) in pieces {
+            if to <= self.from {
+                continue;
+            }
+            if at >= self.end || (self.total >= self.max_bytes && !self.out.is_empty()) {
+                return false;
+            }
+            let bytes = &data[(at - start) as usize..(to - start) as usize];
+            self.total += bytes.len();
+            self.out.push(Record {
+                start: at,
+                data: bytes.to_vec(),
+            });
+        }
+        true
     }
 }
 

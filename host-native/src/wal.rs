@@ -67,8 +67,9 @@ pub const MERGED_RECORD: usize = (64 << 10) - 256;
 /// Appends `op` to `ops`, re-cutting byte-stream records into records of
 /// `max` bytes: a mergeable append first fills the previous record of its
 /// stream when that one is adjacent and has room (`open`: index in `ops` of
-/// each stream's last mergeable append), the rest goes into new records of
-/// at most `max` bytes. Given the same ops from the same starting point the
+/// each stream's last record), the rest goes into new records of at most
+/// `max` bytes. JSON messages are gathered whole into records of at most
+/// `max` bytes (a larger message keeps a record of its own). Given the same ops from the same starting point the
 /// cut is the same, so a checkpoint repeated after a crash overwrites or
 /// clears every record the first one stored (see `RedbShards::commit_ops`).
 fn push_merging(merged: &mut Merged, open: &mut HashMap<StreamId, usize>, op: Op, max: usize) {
@@ -82,7 +83,12 @@ fn push_merging(merged: &mut Merged, open: &mut HashMap<StreamId, usize>, op: Op
             mergeable: true,
         } => {
             if let Some(i) = open.get(&id).copied() {
-                if let Op::Append { record: prev, .. } = &mut ops[i] {
+                if let Op::Append {
+                    record: prev,
+                    mergeable: true,
+                    ..
+                } = &mut ops[i]
+                {
                     if prev.end() == record.start {
                         let take = max.saturating_sub(prev.data.len()).min(record.data.len());
                         prev.data.extend_from_slice(&record.data[..take]);
@@ -120,7 +126,43 @@ fn push_merging(merged: &mut Merged, open: &mut HashMap<StreamId, usize>, op: Op
                 mergeable: true,
             });
         }
-        Op::Append { id, .. } | Op::PurgeData { id, .. } => {
+        Op::Append {
+            path,
+            id,
+            record,
+            mergeable: false,
+        } => {
+            // A JSON message is never cut (PROTOCOL §9.1): it joins its
+            // stream's previous record when adjacent and both fit in `max`,
+            // else starts a record; `ends` lists where the messages end, and
+            // reads split the record there again.
+            if let Some(i) = open.get(&id).copied() {
+                if let (
+                    Op::Append {
+                        record: prev,
+                        mergeable: false,
+                        ..
+                    },
+                    Some(list),
+                ) = (&mut ops[i], ends[i].as_mut())
+                {
+                    if prev.end() == record.start && prev.data.len() + record.data.len() <= max {
+                        prev.data.extend_from_slice(&record.data);
+                        list.push(prev.end());
+                        return;
+                    }
+                }
+            }
+            open.insert(id, ops.len());
+            ends.push(Some(vec![record.end()]));
+            ops.push(Op::Append {
+                path,
+                id,
+                record,
+                mergeable: false,
+            });
+        }
+        Op::PurgeData { id, .. } => {
             open.remove(&id);
             ops.push(op);
             ends.push(None);
@@ -135,7 +177,7 @@ fn push_merging(merged: &mut Merged, open: &mut HashMap<StreamId, usize>, op: Op
 /// What a checkpoint transaction stores: the re-cut ops, and of each
 /// byte-stream record among them where the appends in it ended (for
 /// [`Store::append_end`]; `Some(empty)` when its last append goes on in the
-/// next record).
+/// next record), of each JSON record where its messages end.
 #[derive(Default)]
 struct Merged {
     ops: Vec<Op>,

@@ -45,7 +45,7 @@ fn layout_mismatch_exits_4() {
     let manifest = dir.path().join("layout.json");
     let text = std::fs::read_to_string(&manifest)
         .unwrap()
-        .replace("\"format_version\": 2", "\"format_version\": 99");
+        .replace("\"format_version\": 3", "\"format_version\": 99");
     std::fs::write(&manifest, text).unwrap();
     let o = run(&[
         "--bind",
