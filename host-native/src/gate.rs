@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
@@ -88,6 +88,13 @@ impl Ops {
     /// True when `path` is under the stream root (the gate's business).
     pub fn owns(&self, path: &str) -> bool {
         path.starts_with(self.root.as_str())
+    }
+
+    /// True when requests are rate-limited per client address, so a
+    /// request needs its `ConnectInfo` (an extension costs three
+    /// allocations per request, which the stream path skips otherwise).
+    pub fn limits_rate(&self) -> bool {
+        self.rate.is_some()
     }
 
     /// Writes received and not yet answered.
@@ -180,6 +187,10 @@ impl Ops {
             .expect("hex digits, a dash and digits")
     }
 }
+
+/// The response header carrying the request id (a name from text would be
+/// copied into a new buffer for every response).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// `{prefix:08x}-{n}`, written digit by digit (every response carries one).
 fn format_request_id(prefix: u32, n: u64) -> Vec<u8> {
@@ -281,7 +292,7 @@ async fn gated<F: std::future::Future<Output = Response>>(
         m.latency
             .get_or_create(&OperationLabels { operation })
             .observe(started.elapsed().as_secs_f64());
-        res.headers_mut().insert("x-request-id", id);
+        res.headers_mut().insert(X_REQUEST_ID, id);
         if let Some((method, path)) = logged {
             tracing::debug!(
                 %method,

@@ -102,6 +102,8 @@ fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
     let mut out = AxumResponse::new(body);
     *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = out.headers_mut();
+    // Room for the gate's request id too: one allocation, no regrowth.
+    map.reserve(headers.len() + 1);
     for (name, value) in headers {
         // Constants (the engine's own literals, all valid header text) are
         // used in place; a String's buffer is taken (no copy).

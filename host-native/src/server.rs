@@ -247,11 +247,16 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for Connection {
 
     fn call(&self, req: axum::http::Request<Incoming>) -> Self::Future {
         let mut req = req.map(axum::body::Body::new);
-        req.extensions_mut().insert(ConnectInfo(self.peer));
-        if self.routes.ops.owns(req.uri().path()) {
-            let ops = Arc::clone(&self.routes.ops);
+        let ops = &self.routes.ops;
+        if ops.owns(req.uri().path()) {
+            // On the stream path only the rate limiter reads the address.
+            if ops.limits_rate() {
+                req.extensions_mut().insert(ConnectInfo(self.peer));
+            }
+            let ops = Arc::clone(ops);
             Box::pin(async move { Ok(crate::gate::serve_stream(ops, req).await) })
         } else {
+            req.extensions_mut().insert(ConnectInfo(self.peer));
             let app = self.routes.app.clone();
             Box::pin(app.oneshot(req))
         }
