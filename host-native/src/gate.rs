@@ -259,12 +259,9 @@ async fn gate(State(ops): State<Arc<Ops>>, req: Request, next: Next) -> Response
 /// A request under the stream root, straight to the checks and the stream
 /// handler: what the server's connections call, without the router's
 /// matching and middleware boxing on every append (see `server.rs`).
-pub async fn serve_stream(ops: Arc<Ops>, req: Request) -> Response {
+pub async fn serve_stream(ops: Arc<Ops>, req: Request, writer: crate::driver::Writer) -> Response {
     let driver = Arc::clone(&ops.driver);
-    gated(ops, req, |req| {
-        crate::http::stream_handler(State(driver), req)
-    })
-    .await
+    gated(ops, req, |req| crate::http::respond(driver, req, writer)).await
 }
 
 /// Request id, debug log, metrics, then [`admit`]'s checks and `run`.

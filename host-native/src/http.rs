@@ -15,10 +15,16 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
-use crate::driver::{Driver, Handled};
+use crate::driver::{Driver, Handled, Writer};
 
-/// Handles every request under the stream root.
+/// Handles every request under the stream root (the router's handler: its
+/// requests come from an unknown [`Writer`]).
 pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest) -> AxumResponse {
+    respond(driver, req, Writer(0)).await
+}
+
+/// Handles a request under the stream root sent by `writer`.
+pub async fn respond(driver: Arc<Driver>, req: AxumRequest, writer: Writer) -> AxumResponse {
     let (parts, body) = req.into_parts();
     let mut core = Request::new(Method::from_name(parts.method.as_str()), parts.uri.path());
     core.query = parts.uri.query().unwrap_or("").to_string();
@@ -42,7 +48,7 @@ pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest)
             return to_axum(res, &driver);
         }
     }
-    let mut lp = match driver.handle(core) {
+    let mut lp = match driver.handle_from(core, writer) {
         Handled::Respond(res) => return to_axum(res, &driver),
         Handled::Durable(rx) => {
             return match rx.await {

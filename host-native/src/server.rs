@@ -30,6 +30,7 @@ use tower::ServiceExt;
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::driver::Writer;
 use crate::gate::{operated_app, Ops};
 use crate::metrics::Metrics;
 use crate::stall::StallTimeout;
@@ -195,7 +196,12 @@ async fn serve_connection(
     tls: Option<TlsAcceptor>,
     handshake: Duration,
 ) {
-    let service = Connection { routes: app, peer };
+    let writer = Writer(NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let service = Connection {
+        routes: app,
+        peer,
+        writer,
+    };
     let result = match tls {
         None => {
             let conn = builder.serve_connection(TokioIo::new(tcp), service);
@@ -231,11 +237,16 @@ struct Routes {
     app: Router,
 }
 
-/// The service of one connection: [`Routes`] and the peer's address.
+/// Numbers connections, from 1 ([`Writer`] 0 means unknown).
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The service of one connection: [`Routes`], the peer's address, and the
+/// connection's number (the driver tells writers apart by it).
 #[derive(Clone)]
 struct Connection {
     routes: Routes,
     peer: SocketAddr,
+    writer: Writer,
 }
 
 impl hyper::service::Service<axum::http::Request<Incoming>> for Connection {
@@ -254,7 +265,8 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for Connection {
                 req.extensions_mut().insert(ConnectInfo(self.peer));
             }
             let ops = Arc::clone(ops);
-            Box::pin(async move { Ok(crate::gate::serve_stream(ops, req).await) })
+            let writer = self.writer;
+            Box::pin(async move { Ok(crate::gate::serve_stream(ops, req, writer).await) })
         } else {
             req.extensions_mut().insert(ConnectInfo(self.peer));
             let app = self.routes.app.clone();
