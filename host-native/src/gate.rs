@@ -402,16 +402,20 @@ async fn admit<F: std::future::Future<Output = Response>>(
                 .ok()
         })
         .flatten();
-    let counted = Arc::new(AtomicU64::new(0));
-    let req = if operation == "append" && declared.is_none() {
-        let (parts, body) = req.into_parts();
-        let body = Body::new(Counted {
-            inner: body,
-            seen: Arc::clone(&counted),
-        });
-        Request::from_parts(parts, body)
-    } else {
-        req
+    // Only a body of undeclared length is counted (an allocation saved on
+    // every other request).
+    let counted =
+        (operation == "append" && declared.is_none()).then(|| Arc::new(AtomicU64::new(0)));
+    let req = match &counted {
+        Some(counted) => {
+            let (parts, body) = req.into_parts();
+            let body = Body::new(Counted {
+                inner: body,
+                seen: Arc::clone(counted),
+            });
+            Request::from_parts(parts, body)
+        }
+        None => req,
     };
     let res = run(req).await;
     drop(write);
@@ -419,7 +423,7 @@ async fn admit<F: std::future::Future<Output = Response>>(
         ops.metrics.appends.inc();
         ops.metrics
             .append_bytes
-            .inc_by(declared.unwrap_or_else(|| counted.load(Ordering::Relaxed)));
+            .inc_by(declared.unwrap_or_else(|| counted.map_or(0, |c| c.load(Ordering::Relaxed))));
     }
     match live {
         Some(guard) => {

@@ -48,20 +48,25 @@ pub async fn respond(driver: Arc<Driver>, req: AxumRequest, writer: Writer) -> A
             return to_axum(res, &driver);
         }
     }
-    let mut lp = match driver.handle_from(core, writer) {
-        Handled::Respond(res) => return to_axum(res, &driver),
-        Handled::Durable(rx) => {
-            return match rx.await {
-                Ok(res) => to_axum(res, &driver),
-                // The committer is gone (shutdown): nothing was acknowledged.
-                Err(_) => AxumResponse::builder()
-                    .status(StatusCode::SERVICE_UNAVAILABLE)
-                    .body(AxumBody::empty())
-                    .expect("static response"),
-            };
-        }
-        Handled::Wait(lp) => lp,
-    };
+    match driver.handle_from(core, writer) {
+        Handled::Respond(res) => to_axum(res, &driver),
+        Handled::Durable(rx) => match rx.await {
+            Ok(res) => to_axum(res, &driver),
+            // The committer is gone (shutdown): nothing was acknowledged.
+            Err(_) => AxumResponse::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .body(AxumBody::empty())
+                .expect("static response"),
+        },
+        // Boxed: its state would otherwise make every request's future
+        // larger (futures are moved, and copied, as they are built up).
+        Handled::Wait(lp) => Box::pin(park(driver, lp)).await,
+    }
+}
+
+/// Answers a long-poll once data arrives, its deadline passes, or the
+/// server shuts down.
+async fn park(driver: Arc<Driver>, mut lp: ds_core::LongPoll) -> AxumResponse {
     // Only a request that parks subscribes, so writes leave nothing behind in
     // the registry. No append can be missed: each turn of the loop enables
     // its wake-up before the engine looks again.
