@@ -246,6 +246,13 @@ impl<S: Store> Engine<S> {
 /// replaces: the group commits atomically, so only the last one can ever be
 /// seen (32 appends to one stream in a group write its metadata once).
 fn keep_last_meta(ops: &mut Vec<Op>) {
+    // A group of one write has one metadata write: nothing to look up.
+    let metas = ops
+        .iter()
+        .filter(|op| matches!(op, Op::PutMeta { .. } | Op::DeleteMeta { .. }));
+    if metas.take(2).count() < 2 {
+        return;
+    }
     let mut keep = crate::store::last_meta_writes(ops).into_iter();
     ops.retain(|_| keep.next().unwrap_or(true));
 }
