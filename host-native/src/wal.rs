@@ -69,9 +69,10 @@ pub const MERGED_RECORD: usize = (64 << 10) - 256;
 /// stream when that one is adjacent and has room (`open`: index in `ops` of
 /// each stream's last record), the rest goes into new records of at most
 /// `max` bytes. JSON messages are gathered whole into records of at most
-/// `max` bytes (a larger message keeps a record of its own). Given the same ops from the same starting point the
-/// cut is the same, so a checkpoint repeated after a crash overwrites or
-/// clears every record the first one stored (see `RedbShards::commit_ops`).
+/// `max` bytes (a larger message keeps a record of its own). Given the same
+/// ops from the same starting point the cut is the same, so a checkpoint
+/// repeated after a crash overwrites or clears every record the first one
+/// stored (see `RedbShards::commit_ops`).
 fn push_merging(merged: &mut Merged, open: &mut HashMap<StreamId, usize>, op: Op, max: usize) {
     let max = max.max(1);
     let Merged { ops, ends } = merged;
