@@ -81,28 +81,41 @@ fn push_merging(merged: &mut Merged, open: &mut HashMap<StreamId, usize>, op: Op
             path,
             id,
             mut record,
-            mergeable: true,
+            mergeable,
         } => {
             if let Some(i) = open.get(&id).copied() {
-                if let Op::Append {
-                    record: prev,
-                    mergeable: true,
-                    ..
-                } = &mut ops[i]
+                if let (
+                    Op::Append {
+                        record: prev,
+                        mergeable: same_kind,
+                        ..
+                    },
+                    Some(list),
+                ) = (&mut ops[i], ends[i].as_mut())
                 {
-                    if prev.end() == record.start {
-                        let take = max.saturating_sub(prev.data.len()).min(record.data.len());
-                        prev.data.extend_from_slice(&record.data[..take]);
-                        if take == record.data.len() {
-                            ends[i].get_or_insert_with(Vec::new).push(prev.end());
+                    if *same_kind == mergeable && prev.end() == record.start {
+                        if mergeable {
+                            // Bytes fill the previous record up to `max`.
+                            let take = max.saturating_sub(prev.data.len()).min(record.data.len());
+                            prev.data.extend_from_slice(&record.data[..take]);
+                            if take == record.data.len() {
+                                list.push(prev.end());
+                                return;
+                            }
+                            record.data.drain(..take);
+                            record.start += take as u64;
+                        } else if prev.data.len() + record.data.len() <= max {
+                            // A JSON message is never cut (PROTOCOL §9.1):
+                            // it joins the previous record only whole; reads
+                            // split the record at `list` again.
+                            prev.data.extend_from_slice(&record.data);
+                            list.push(prev.end());
                             return;
                         }
-                        record.data.drain(..take);
-                        record.start += take as u64;
                     }
                 }
             }
-            while record.data.len() > max {
+            while mergeable && record.data.len() > max {
                 let rest = record.data.split_off(max);
                 let next = record.start + max as u64;
                 // The append goes on in the next record: no end in this one.
@@ -124,43 +137,7 @@ fn push_merging(merged: &mut Merged, open: &mut HashMap<StreamId, usize>, op: Op
                 path,
                 id,
                 record,
-                mergeable: true,
-            });
-        }
-        Op::Append {
-            path,
-            id,
-            record,
-            mergeable: false,
-        } => {
-            // A JSON message is never cut (PROTOCOL §9.1): it joins its
-            // stream's previous record when adjacent and both fit in `max`,
-            // else starts a record; `ends` lists where the messages end, and
-            // reads split the record there again.
-            if let Some(i) = open.get(&id).copied() {
-                if let (
-                    Op::Append {
-                        record: prev,
-                        mergeable: false,
-                        ..
-                    },
-                    Some(list),
-                ) = (&mut ops[i], ends[i].as_mut())
-                {
-                    if prev.end() == record.start && prev.data.len() + record.data.len() <= max {
-                        prev.data.extend_from_slice(&record.data);
-                        list.push(prev.end());
-                        return;
-                    }
-                }
-            }
-            open.insert(id, ops.len());
-            ends.push(Some(vec![record.end()]));
-            ops.push(Op::Append {
-                path,
-                id,
-                record,
-                mergeable: false,
+                mergeable,
             });
         }
         Op::PurgeData { id, .. } => {
