@@ -375,6 +375,23 @@ impl<S: Store> Engine<S> {
         Ok(self.streams.get_mut(path).expect("checked above"))
     }
 
+    /// A copy of the metadata of the live stream at `path` (the checks of
+    /// [`Engine::live_stream`], with one map lookup where it needs two).
+    pub(crate) fn live_meta(
+        &mut self,
+        path: &str,
+        now: UnixMillis,
+    ) -> Result<StreamMeta, EngineError> {
+        match self.streams.get(path) {
+            None => return Err(ProtocolError::NotFound.into()),
+            Some(s) if s.meta.soft_deleted => return Err(ProtocolError::Gone.into()),
+            Some(s) if !s.meta.is_expired(now) => return Ok(s.meta.clone()),
+            Some(_) => {}
+        }
+        self.expire(path);
+        Err(ProtocolError::NotFound.into())
+    }
+
     /// The stream at `path` as readers see it: [`Engine::live_stream`], and
     /// its creation must be committed.
     pub(crate) fn readable_stream(
@@ -420,12 +437,16 @@ impl<S: Store> Engine<S> {
         if let Some(at) = meta.expires_at() {
             self.expiry_queue.insert((at, path.to_string()));
         }
-        self.usage
-            .replace(self.streams.get(path).map(|s| &s.meta), Some(&meta));
+        // One lookup: fields are borrowed apart, not through `self`.
         match self.streams.get_mut(path) {
             // The same stream: keep its fork count and what readers see.
-            Some(state) if state.meta.id == meta.id => state.meta = meta,
-            _ => {
+            Some(state) if state.meta.id == meta.id => {
+                self.usage.replace(Some(&state.meta), Some(&meta));
+                state.meta = meta;
+            }
+            existing => {
+                self.usage
+                    .replace(existing.as_ref().map(|s| &s.meta), Some(&meta));
                 let state = StreamState {
                     meta,
                     forks: 0,
@@ -504,16 +525,20 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    fn cors_headers(&self, req: &Request) -> Vec<(&'static str, Cow<'static, str>)> {
+    fn cors_headers(&self, req: &Request) -> CorsHeaders {
         let origin = req.header_value(names::ORIGIN);
-        let mut out = Vec::new();
         let allowed = match (&self.config.cors, origin) {
+            // The common answer: constants only, nothing to allocate.
+            (CorsPolicy::AnyOrigin, _) if req.method != Method::Options => {
+                return Cow::Borrowed(&ANY_ORIGIN);
+            }
             (CorsPolicy::AnyOrigin, _) => Some(Cow::Borrowed("*")),
             (CorsPolicy::AllowList(list), Some(o)) if list.iter().any(|a| a == o) => {
                 Some(Cow::Owned(o.to_string()))
             }
             _ => None,
         };
+        let mut out = Vec::new();
         if let Some(allowed) = allowed {
             if allowed != "*" {
                 out.push(("vary", Cow::Borrowed("Origin")));
@@ -538,9 +563,22 @@ impl<S: Store> Engine<S> {
                 out.push(("access-control-max-age", Cow::Borrowed("86400")));
             }
         }
-        out
+        Cow::Owned(out)
     }
 }
+
+/// CORS headers of one request, added to its response when it is sent.
+pub(crate) type CorsHeaders = Cow<'static, [(&'static str, Cow<'static, str>)]>;
+
+/// The CORS headers of any request but a preflight under
+/// [`CorsPolicy::AnyOrigin`] (the default).
+static ANY_ORIGIN: [(&str, Cow<'static, str>); 2] = [
+    ("access-control-allow-origin", Cow::Borrowed("*")),
+    (
+        "access-control-expose-headers",
+        Cow::Borrowed(crate::cors::EXPOSE_HEADERS),
+    ),
+];
 
 /// Adds the security headers of PROTOCOL §12.7 and the CORS headers.
 fn decorate(mut res: Response, cors: &[(&'static str, Cow<'static, str>)]) -> Response {

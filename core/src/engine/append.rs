@@ -10,7 +10,7 @@ use crate::offset::Offset;
 use crate::producer::{check, Decision, ProducerClaim};
 use crate::request::Request;
 use crate::response::{names, Response};
-use crate::store::{Batch, Op, Record, Store};
+use crate::store::{Op, Record, Store};
 use crate::time::UnixMillis;
 
 impl<S: Store> Engine<S> {
@@ -28,7 +28,7 @@ impl<S: Store> Engine<S> {
             return Err(BadRequest::EmptyBody.into());
         }
         // One copy of the metadata: checks read it before any field changes.
-        let mut next = self.live_stream(&req.path, now)?.meta.clone();
+        let mut next = self.live_meta(&req.path, now)?;
         let meta = &next;
         let tail = Offset(meta.tail);
 
@@ -109,11 +109,11 @@ impl<S: Store> Engine<S> {
         if has_body && !json {
             messages.push(std::mem::take(&mut req.body));
         }
-        let mut batch = Batch::default();
+        // Every check has passed: stage the records and the new metadata.
         for data in messages {
             let start = next.tail;
             next.tail += data.len() as u64;
-            batch.ops.push(Op::Append {
+            self.stage_op(Op::Append {
                 path: req.path.clone(),
                 id: next.id,
                 record: Record { start, data },
@@ -125,19 +125,18 @@ impl<S: Store> Engine<S> {
             next.closed_by = claim.clone().map(Box::new);
         }
         next.last_access = now.0;
-        batch.ops.push(Op::PutMeta {
+        self.stage_op(Op::PutMeta {
             path: req.path.clone(),
             meta: next.encode(),
         });
         let tail = Offset(next.tail);
         let closed = next.closed;
-        let publish = Publish {
+        self.stage_publish(Some(Publish {
             path: req.path.clone(),
             id: next.id,
             tail: next.tail,
             closed,
-        };
-        self.stage(batch, Some(publish));
+        }));
         self.install(&req.path, next);
 
         // PROTOCOL §5.2.1: a producer's new data is 200; close-only is 204.

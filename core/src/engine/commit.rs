@@ -11,7 +11,7 @@
 //! engine reloads its state from the store, which holds exactly the committed
 //! groups.
 
-use crate::engine::{decorate_with, Engine, Event, Outcome};
+use crate::engine::{decorate_with, CorsHeaders, Engine, Event, Outcome};
 use crate::error::EngineError;
 use crate::problem::error_response;
 use crate::response::Response;
@@ -43,8 +43,39 @@ pub(crate) struct Publish {
 struct Entry {
     ticket: Option<Ticket>,
     response: Option<Response>,
-    cors: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
-    publish: Vec<Publish>,
+    cors: CorsHeaders,
+    publish: Publishes,
+}
+
+/// The visibility updates of one entry: most writes make exactly one, which
+/// is then kept without a heap allocation.
+#[derive(Debug, Default)]
+enum Publishes {
+    #[default]
+    None,
+    One(Publish),
+    Many(Vec<Publish>),
+}
+
+impl Publishes {
+    fn push(&mut self, p: Publish) {
+        *self = match std::mem::take(self) {
+            Publishes::None => Publishes::One(p),
+            Publishes::One(first) => Publishes::Many(vec![first, p]),
+            Publishes::Many(mut all) => {
+                all.push(p);
+                Publishes::Many(all)
+            }
+        };
+    }
+
+    fn as_slice(&self) -> &[Publish] {
+        match self {
+            Publishes::None => &[],
+            Publishes::One(p) => std::slice::from_ref(p),
+            Publishes::Many(all) => all,
+        }
+    }
 }
 
 /// The engine's staging area.
@@ -55,9 +86,12 @@ pub(crate) struct Staging {
     pending: Batch,
     pending_entries: Vec<Entry>,
     /// Visibility updates of the write being handled.
-    scratch: Vec<Publish>,
+    scratch: Publishes,
     /// The group being committed, if any.
     in_flight: Option<Vec<Entry>>,
+    /// An empty list with the capacity of a settled group's, reused for
+    /// the next group (staging then allocates nothing per write).
+    spare_entries: Vec<Entry>,
     /// Changes staged by handlers (set by [`Engine::stage`]).
     dirty: bool,
 }
@@ -74,7 +108,22 @@ impl<S: Store> Engine<S> {
     /// see once it is committed.
     pub(crate) fn stage(&mut self, batch: Batch, publish: Option<Publish>) {
         self.staging.pending.ops.extend(batch.ops);
-        self.staging.scratch.extend(publish);
+        self.stage_publish(publish);
+    }
+
+    /// Adds one operation to the pending group (as [`Engine::stage`] with a
+    /// batch of one, without building the batch).
+    pub(crate) fn stage_op(&mut self, op: Op) {
+        self.staging.pending.ops.push(op);
+        self.staging.dirty = true;
+    }
+
+    /// Records what readers may see once the staged operations of the
+    /// write being handled are committed.
+    pub(crate) fn stage_publish(&mut self, publish: Option<Publish>) {
+        if let Some(p) = publish {
+            self.staging.scratch.push(p);
+        }
         self.staging.dirty = true;
     }
 
@@ -83,7 +132,7 @@ impl<S: Store> Engine<S> {
     }
 
     pub(crate) fn staging_clear_scratch(&mut self) {
-        self.staging.scratch.clear();
+        self.staging.scratch = Publishes::None;
         self.staging.dirty = false;
     }
 
@@ -96,19 +145,15 @@ impl<S: Store> Engine<S> {
         self.staging.pending_entries.push(Entry {
             ticket: None,
             response: None,
-            cors: Vec::new(),
-            publish: Vec::new(),
+            cors: CorsHeaders::Borrowed(&[]),
+            publish: Publishes::None,
         });
     }
 
     /// Files the successful write just handled. Its response waits for a
     /// commit when it staged changes or depends on uncommitted ones;
     /// otherwise it is sent at once.
-    pub(crate) fn seal(
-        &mut self,
-        response: Response,
-        cors: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
-    ) -> Outcome {
+    pub(crate) fn seal(&mut self, response: Response, cors: CorsHeaders) -> Outcome {
         let publish = std::mem::take(&mut self.staging.scratch);
         let dirty = std::mem::take(&mut self.staging.dirty);
         let in_flight = self.staging.in_flight.is_some();
@@ -137,7 +182,8 @@ impl<S: Store> Engine<S> {
         if self.staging.in_flight.is_some() || self.staging.pending_entries.is_empty() {
             return None;
         }
-        let entries = std::mem::take(&mut self.staging.pending_entries);
+        let spare = std::mem::take(&mut self.staging.spare_entries);
+        let entries = std::mem::replace(&mut self.staging.pending_entries, spare);
         let mut batch = std::mem::take(&mut self.staging.pending);
         keep_last_meta(&mut batch.ops);
         let writes = entries.iter().filter(|e| e.ticket.is_some()).count();
@@ -158,15 +204,19 @@ impl<S: Store> Engine<S> {
     /// may depend on it) is answered with the storage error, and the engine
     /// reloads its state from the store.
     pub fn finish_commit(&mut self, result: Result<(), StoreError>) -> Vec<(Ticket, Response)> {
-        let entries = self.staging.in_flight.take().unwrap_or_default();
+        let mut entries = self.staging.in_flight.take().unwrap_or_default();
         let mut out = Vec::with_capacity(entries.len());
         match result {
             Ok(()) => {
+                // Only subscriptions need the list of what advanced.
+                let watched = self.has_subscriptions();
                 let mut advanced = Vec::new();
-                for entry in entries {
-                    for p in &entry.publish {
+                for entry in entries.drain(..) {
+                    for p in entry.publish.as_slice() {
                         if let Some(created) = self.publish(p) {
-                            advanced.push((p.path.clone(), created));
+                            if watched {
+                                advanced.push((p.path.clone(), created));
+                            }
                         }
                     }
                     if let (Some(t), Some(r)) = (entry.ticket, entry.response) {
@@ -175,6 +225,9 @@ impl<S: Store> Engine<S> {
                 }
                 // Subscriptions react to committed data only (PROTOCOL §7).
                 self.subs_after_publish(advanced);
+                if self.staging.spare_entries.capacity() < entries.capacity() {
+                    self.staging.spare_entries = entries;
+                }
             }
             Err(e) => {
                 let later = std::mem::take(&mut self.staging.pending_entries);
@@ -203,7 +256,12 @@ impl<S: Store> Engine<S> {
             } else {
                 self.store.commit(&commit.batch)
             };
-            out.extend(self.finish_commit(result));
+            let settled = self.finish_commit(result);
+            if out.is_empty() {
+                out = settled;
+            } else {
+                out.extend(settled);
+            }
         }
         out
     }
@@ -235,7 +293,7 @@ impl<S: Store> Engine<S> {
             self.staging.pending_entries.push(Entry {
                 ticket: None,
                 response: None,
-                cors: Vec::new(),
+                cors: CorsHeaders::Borrowed(&[]),
                 publish,
             });
         }

@@ -40,7 +40,7 @@ pub struct LongPoll {
     id: StreamId,
     position: u64,
     cursor: Option<String>,
-    pub(crate) extra_headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
+    pub(crate) extra_headers: crate::engine::CorsHeaders,
 }
 
 /// A stream as readers see it: the committed tail and closure.
@@ -115,7 +115,7 @@ impl<S: Store> Engine<S> {
                     id: meta.id,
                     position,
                     cursor,
-                    extra_headers: Vec::new(),
+                    extra_headers: std::borrow::Cow::Borrowed(&[]),
                 };
                 Ok(self
                     .poll_once(&lp, &meta, now)

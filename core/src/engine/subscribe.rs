@@ -393,6 +393,12 @@ impl<S: Store> Engine<S> {
         let _ = self.append(&mut req, now);
     }
 
+    /// True when any subscription exists (only then does a commit list
+    /// the streams it advanced).
+    pub(crate) fn has_subscriptions(&self) -> bool {
+        !self.subs.map.is_empty()
+    }
+
     /// After a group commits: link newly created streams that match a
     /// pattern, then wake subscriptions whose streams advanced.
     pub(crate) fn subs_after_publish(&mut self, advanced: Vec<(String, bool)>) {
