@@ -28,7 +28,7 @@ use crate::auth::{self, Auth, Permission};
 use crate::config::{ConfigError, Settings};
 use crate::driver::Driver;
 use crate::limits::{LiveReaders, LiveRefusal, RateLimiter, WriteGate};
-use crate::metrics::{Metrics, OperationLabels, RequestLabels};
+use crate::metrics::Metrics;
 
 /// Shared state of the operational layer.
 pub struct Ops {
@@ -174,7 +174,7 @@ impl Ops {
     /// The client's `x-request-id` when it is sane, else a new one
     /// (`{prefix:08x}-{counter}`), formatted without a heap string.
     fn request_id(&self, req: &Request) -> HeaderValue {
-        let given = req.headers().get("x-request-id").filter(|v| {
+        let given = req.headers().get(&X_REQUEST_ID).filter(|v| {
             let b = v.as_bytes();
             !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
         });
@@ -282,13 +282,8 @@ async fn gated<F: std::future::Future<Output = Response>>(
         let started = Instant::now();
         let mut res = admit(&ops, req, operation, run).await;
         let status = res.status().as_u16();
-        let m = &ops.metrics;
-        m.requests
-            .get_or_create(&RequestLabels { operation, status })
-            .inc();
-        m.latency
-            .get_or_create(&OperationLabels { operation })
-            .observe(started.elapsed().as_secs_f64());
+        ops.metrics
+            .answered(operation, status, started.elapsed().as_secs_f64());
         res.headers_mut().insert(X_REQUEST_ID, id);
         if let Some((method, path)) = logged {
             tracing::debug!(

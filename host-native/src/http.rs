@@ -33,10 +33,12 @@ pub async fn respond(driver: Arc<Driver>, req: AxumRequest, writer: Writer) -> A
         .iter()
         .filter(|(n, _)| !ds_core::request::UNREAD_HEADERS.contains(&n.as_str()))
         .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
+            // Visible ASCII (nearly every value) needs no lossy decoding.
+            let value = match v.to_str() {
+                Ok(text) => text.to_string(),
+                Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            };
+            (n.as_str().to_string(), value)
         })
         .collect();
     let limit = driver.max_body_bytes();

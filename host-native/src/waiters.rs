@@ -2,6 +2,7 @@
 //! events say which path advanced; everything parked on it is woken.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
@@ -10,6 +11,13 @@ use tokio::sync::Notify;
 #[derive(Default)]
 pub struct Waiters {
     map: Mutex<HashMap<String, Weak<Notify>>>,
+    /// The map's length, updated under its lock: a write with no reader
+    /// anywhere (the common case under write load) then needs neither the
+    /// lock nor a hash of its path. The engine calls `wake` after the
+    /// change it announces, under the engine lock, and a reader registers
+    /// before it looks at the engine under that same lock, so a reader that
+    /// could miss the change is always counted here.
+    entries: AtomicUsize,
 }
 
 impl Waiters {
@@ -21,11 +29,15 @@ impl Waiters {
         }
         let n = Arc::new(Notify::new());
         map.insert(path.to_string(), Arc::downgrade(&n));
+        self.entries.store(map.len(), Ordering::Relaxed);
         n
     }
 
     /// True while a reader is parked on `path` (or an SSE body follows it).
     pub fn is_watched(&self, path: &str) -> bool {
+        if self.entries.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
         self.map
             .lock()
             .expect("waiters lock")
@@ -35,20 +47,66 @@ impl Waiters {
 
     /// Wakes everything parked on `path`.
     pub fn wake(&self, path: &str) {
+        if self.entries.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut map = self.map.lock().expect("waiters lock");
         match map.get(path).and_then(Weak::upgrade) {
             Some(n) => n.notify_waiters(),
             None => {
-                map.remove(path);
+                if map.remove(path).is_some() {
+                    self.entries.store(map.len(), Ordering::Relaxed);
+                }
             }
         }
     }
 
     /// Drops entries nobody waits on any more.
     pub fn sweep(&self) {
-        self.map
-            .lock()
-            .expect("waiters lock")
-            .retain(|_, w| w.strong_count() > 0);
+        let mut map = self.map.lock().expect("waiters lock");
+        map.retain(|_, w| w.strong_count() > 0);
+        self.entries.store(map.len(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakes_reach_subscribers_and_the_count_follows_the_map() {
+        let w = Waiters::default();
+        // Nobody waits: nothing to look up, nothing recorded.
+        w.wake("/a");
+        assert!(!w.is_watched("/a"));
+
+        let n = w.subscribe("/a");
+        {
+            let notified = n.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            assert!(w.is_watched("/a"));
+            assert!(!w.is_watched("/b"));
+            w.wake("/b");
+            w.wake("/a");
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let woken = std::future::Future::poll(notified.as_mut(), &mut cx);
+            assert!(woken.is_ready(), "the subscriber was woken");
+        }
+
+        // Once the last holder is gone the entry goes, and the count with it.
+        drop(n);
+        assert!(!w.is_watched("/a"));
+        w.sweep();
+        assert_eq!(w.entries.load(Ordering::Relaxed), 0);
+        let again = w.subscribe("/a");
+        assert_eq!(w.entries.load(Ordering::Relaxed), 1);
+        drop(again);
+        w.wake("/a");
+        assert_eq!(
+            w.entries.load(Ordering::Relaxed),
+            0,
+            "a dead entry is dropped on wake"
+        );
     }
 }
