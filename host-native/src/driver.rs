@@ -328,9 +328,11 @@ impl Driver {
         self.shutdown.subscribe()
     }
 
-    /// Tells live readers to finish.
+    /// Tells live readers to finish: sets the shutdown flag, then wakes
+    /// every parked reader (SSE bodies look at the flag when woken).
     pub fn begin_shutdown(&self) {
         let _ = self.shutdown.send(true);
+        self.waiters.wake_all();
     }
 
     /// Commits whatever is staged and waits until it is settled (shutdown).

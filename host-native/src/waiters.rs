@@ -61,6 +61,14 @@ impl Waiters {
         }
     }
 
+    /// Wakes everything parked on any path (shutdown).
+    pub fn wake_all(&self) {
+        let map = self.map.lock().expect("waiters lock");
+        for n in map.values().filter_map(Weak::upgrade) {
+            n.notify_waiters();
+        }
+    }
+
     /// Drops entries nobody waits on any more.
     pub fn sweep(&self) {
         let mut map = self.map.lock().expect("waiters lock");

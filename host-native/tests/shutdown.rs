@@ -82,8 +82,10 @@ fn sigterm_answers_live_readers_and_keeps_acknowledged_writes() {
         .expect("the SSE body ends cleanly");
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
+    // Live readers are woken at once (not at their next keep-alive, nor
+    // cut off at the drain limit): well under a second here.
     assert!(
-        started.elapsed() < Duration::from_secs(15),
+        started.elapsed() < Duration::from_secs(5),
         "shutdown took {:?}",
         started.elapsed()
     );

@@ -75,12 +75,20 @@ impl<S: Store> Engine<S> {
     /// Advances an SSE session at `now`: everything readable is framed into
     /// `bytes`; `wake_at` says when to call again (or `None` to finish).
     pub fn sse_poll(&mut self, session: &mut SseSession, now: UnixMillis) -> SseStep {
-        let mut out = Vec::new();
+        // Room for a small event and its control event: one allocation.
+        let mut out = Vec::with_capacity(SMALL_STEP);
+        // What the step needs of the stream, without copying its metadata
+        // (this runs once per live reader per append).
         let meta = match self.streams.get(&session.path) {
             Some(s)
                 if s.meta.id == session.id && !s.meta.soft_deleted && !s.meta.is_expired(now) =>
             {
-                View::of(s)
+                Live {
+                    id: s.meta.id,
+                    tail: s.visible.tail,
+                    closed: s.visible.closed,
+                    json: crate::json::is_json(&s.meta.content_type),
+                }
             }
             // Deleted or expired while live: end the body; a reconnect sees 404.
             _ => {
@@ -90,7 +98,7 @@ impl<S: Store> Engine<S> {
                 }
             }
         };
-        let json = crate::json::is_json(&meta.content_type);
+        let json = meta.json;
         let max_chunk = self.config.max_chunk_bytes.max(1);
         let mut budget = 4 * max_chunk;
         while session.position < meta.tail && budget > 0 {
@@ -107,7 +115,17 @@ impl<S: Store> Engine<S> {
                     (frame.next, frame.size)
                 }
                 None => {
-                    let chunk = match self.read_chunk(&session.path, &meta, session.position, false)
+                    // The first reader of this range frames it for all.
+                    let view = match self.streams.get(&session.path) {
+                        Some(s) => View::of(s),
+                        None => {
+                            return SseStep {
+                                bytes: out,
+                                wake_at: None,
+                            }
+                        }
+                    };
+                    let chunk = match self.read_chunk(&session.path, &view, session.position, false)
                     {
                         Ok(c) => c,
                         Err(_) => {
@@ -182,7 +200,7 @@ impl<S: Store> Engine<S> {
         &mut self,
         out: &mut Vec<u8>,
         session: &mut SseSession,
-        meta: &View,
+        meta: &Live,
         now: UnixMillis,
     ) {
         let at_tail = session.position >= meta.tail;
@@ -212,6 +230,18 @@ impl<S: Store> Engine<S> {
         out.extend_from_slice(b"}\n\n");
         session.sent_control = true;
     }
+}
+
+/// Bytes reserved for one step's output: a small data event with its
+/// control event fit.
+const SMALL_STEP: usize = 512;
+
+/// The state of a live stream one SSE step reads.
+struct Live {
+    id: StreamId,
+    tail: u64,
+    closed: bool,
+    json: bool,
 }
 
 /// What a framed data event is keyed by: the same stream, range and
