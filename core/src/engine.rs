@@ -39,7 +39,7 @@ use crate::problem::error_response;
 use crate::request::{Method, Request};
 use crate::response::{names, Body, Response};
 use crate::store::{Batch, Op, Store, StoreError, StreamId};
-use crate::stream::StreamMeta;
+use crate::stream::{ContentTypes, StreamMeta};
 use crate::time::UnixMillis;
 
 pub use archive::{ConflictMode, ExportPlan, ImportSummary};
@@ -136,6 +136,8 @@ pub struct Engine<S: Store> {
     /// Data events framed for SSE sessions, shared by sessions reading the
     /// same range.
     pub(crate) sse_frames: sse_session::SseFrames,
+    /// The content types of the streams held, one copy of each.
+    content_types: ContentTypes,
 }
 
 impl<S: Store> Engine<S> {
@@ -146,12 +148,13 @@ impl<S: Store> Engine<S> {
     /// Fork reference counts are recomputed, and soft-deleted streams that
     /// no fork references any longer are cleaned up.
     pub fn open(store: S, config: Config, now: UnixMillis, seed: u64) -> Result<Self, StoreError> {
+        let mut content_types = ContentTypes::default();
         let Loaded {
             streams,
             max_id,
             id_mark,
             reserved,
-        } = load_streams(&store, now)?;
+        } = load_streams(&store, now, &mut content_types)?;
         let mut engine = Engine {
             store,
             config,
@@ -165,6 +168,7 @@ impl<S: Store> Engine<S> {
             usage: quota::Usage::default(),
             subs: subscribe::Subscriptions::default(),
             sse_frames: sse_session::SseFrames::default(),
+            content_types,
         };
         engine.subs_load(reserved, now)?;
         engine.index_expiry();
@@ -193,7 +197,7 @@ impl<S: Store> Engine<S> {
             max_id,
             id_mark,
             reserved,
-        } = load_streams(&self.store, UnixMillis(0))?;
+        } = load_streams(&self.store, UnixMillis(0), &mut self.content_types)?;
         for (path, state) in streams.iter_mut() {
             if let Some(old) = self
                 .streams
@@ -447,6 +451,8 @@ impl<S: Store> Engine<S> {
             existing => {
                 self.usage
                     .replace(existing.as_ref().map(|s| &s.meta), Some(&meta));
+                let mut meta = meta;
+                meta.content_type = self.content_types.intern(meta.content_type);
                 let state = StreamState {
                     meta,
                     forks: 0,
@@ -620,7 +626,11 @@ const ID_BLOCK: u64 = 1 << 16;
 
 /// Loads every stream's metadata, the id high-water mark, and derives fork
 /// reference counts.
-fn load_streams<S: Store>(store: &S, now: UnixMillis) -> Result<Loaded, StoreError> {
+fn load_streams<S: Store>(
+    store: &S,
+    now: UnixMillis,
+    content_types: &mut ContentTypes,
+) -> Result<Loaded, StoreError> {
     let mut streams = BTreeMap::new();
     let mut max_id = 0;
     let mut id_mark = 0;
@@ -642,6 +652,7 @@ fn load_streams<S: Store>(store: &S, now: UnixMillis) -> Result<Loaded, StoreErr
             continue;
         }
         let mut meta = StreamMeta::decode(&path, &blob)?;
+        meta.content_type = content_types.intern(meta.content_type);
         meta.last_access = meta.last_access.max(now.0);
         max_id = max_id.max(meta.id);
         let visible = Visible::of(&meta);

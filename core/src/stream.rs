@@ -10,12 +10,38 @@
 mod blob;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::producer::{ProducerClaim, ProducerState};
 use crate::store::{StoreError, StreamId};
 use crate::time::UnixMillis;
+
+/// One shared copy of each content type in use: most servers hold many
+/// streams of a few types. At most [`ContentTypes::LIMIT`] distinct types are
+/// kept (content types come from clients); beyond that each stream keeps
+/// its own copy, as before there was a table.
+#[derive(Debug, Default)]
+pub struct ContentTypes {
+    known: std::collections::BTreeSet<Arc<str>>,
+}
+
+impl ContentTypes {
+    /// Most distinct types shared.
+    pub const LIMIT: usize = 256;
+
+    /// The shared copy of `ct` (made the shared one if there is room).
+    pub fn intern(&mut self, ct: Arc<str>) -> Arc<str> {
+        if let Some(known) = self.known.get(&*ct) {
+            return Arc::clone(known);
+        }
+        if self.known.len() < Self::LIMIT {
+            self.known.insert(Arc::clone(&ct));
+        }
+        ct
+    }
+}
 
 /// Version of the metadata blob format.
 pub const META_VERSION: u32 = 1;
@@ -58,8 +84,10 @@ pub struct StreamMeta {
     pub v: u32,
     /// Internal identity, unique per data directory.
     pub id: StreamId,
-    /// The content type as given at creation.
-    pub content_type: String,
+    /// The content type as given at creation. Shared: the engine hands
+    /// every stream of the same type one copy ([`ContentTypes`]), and a
+    /// metadata copy (one per append) copies no text.
+    pub content_type: Arc<str>,
     /// Creation time.
     pub created_at: u64,
     /// Expiry policy.
@@ -120,5 +148,31 @@ impl StreamMeta {
             });
         }
         Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod content_type_tests {
+    use super::*;
+
+    #[test]
+    fn equal_content_types_share_one_copy_up_to_the_limit() {
+        let mut table = ContentTypes::default();
+        let a = table.intern("application/json".into());
+        let b = table.intern("application/json".into());
+        assert!(Arc::ptr_eq(&a, &b), "the second stream gets the first copy");
+        for i in 1..ContentTypes::LIMIT {
+            table.intern(format!("text/x-{i}").into());
+        }
+        assert_eq!(table.known.len(), ContentTypes::LIMIT);
+        // Full: a new type is kept by its stream alone, and still works.
+        let c = table.intern("text/plain".into());
+        let d = table.intern("text/plain".into());
+        assert_eq!(&*c, "text/plain");
+        assert!(!Arc::ptr_eq(&c, &d));
+        assert_eq!(table.known.len(), ContentTypes::LIMIT);
+        // Known ones are still shared.
+        let e = table.intern("application/json".into());
+        assert!(Arc::ptr_eq(&a, &e));
     }
 }

@@ -189,7 +189,7 @@ impl<S: Store> Engine<S> {
         StreamEntry {
             path: rel(path),
             id: meta.id,
-            content_type: meta.content_type.clone(),
+            content_type: meta.content_type.to_string(),
             created_at: meta.created_at,
             expiry: match &meta.expiry {
                 Expiry::Never => ArchivedExpiry::Never,
@@ -412,7 +412,7 @@ impl<S: Store> Engine<S> {
         incoming.meta = Some(StreamMeta {
             v: META_VERSION,
             id,
-            content_type: e.content_type.clone(),
+            content_type: e.content_type.as_str().into(),
             created_at: e.created_at,
             expiry,
             last_access,

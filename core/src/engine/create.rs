@@ -60,8 +60,9 @@ impl<S: Store> Engine<S> {
             id: 0,
             content_type: spec
                 .content_type
-                .clone()
-                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+                .as_deref()
+                .unwrap_or(DEFAULT_CONTENT_TYPE)
+                .into(),
             created_at: now.0,
             expiry: spec.expiry.clone(),
             last_access: now.0,
@@ -359,7 +360,7 @@ fn created_response(meta: &StreamMeta, status: u16, req: &Request) -> Response {
     if status == 201 {
         res.set(names::LOCATION, location(req));
     }
-    res.set(names::CONTENT_TYPE, meta.content_type.clone());
+    res.set(names::CONTENT_TYPE, meta.content_type.to_string());
     res.set(names::STREAM_NEXT_OFFSET, Offset(meta.tail).to_string());
     if meta.closed {
         res.set(names::STREAM_CLOSED, "true");

@@ -47,7 +47,7 @@ pub struct LongPoll {
 #[derive(Clone, Debug)]
 pub(crate) struct View {
     pub id: StreamId,
-    pub content_type: String,
+    pub content_type: std::sync::Arc<str>,
     pub tail: u64,
     pub closed: bool,
     pub fork: Option<ForkOrigin>,
@@ -123,7 +123,7 @@ impl<S: Store> Engine<S> {
             }
             Live::CatchUp if query.from == Some(ReadFrom::Now) => {
                 let mut res = Response::new(200);
-                res.set(names::CONTENT_TYPE, meta.content_type.clone());
+                res.set(names::CONTENT_TYPE, meta.content_type.to_string());
                 res.set(names::STREAM_NEXT_OFFSET, Offset(meta.tail).to_string());
                 res.set(names::STREAM_UP_TO_DATE, "true");
                 res.set(names::CACHE_CONTROL, "no-store");
@@ -211,7 +211,7 @@ impl<S: Store> Engine<S> {
     pub(crate) fn head(&mut self, req: &Request, now: UnixMillis) -> Result<Response, EngineError> {
         let meta = View::of(self.readable_stream(&req.path, now)?);
         let mut res = Response::new(200);
-        res.set(names::CONTENT_TYPE, meta.content_type.clone());
+        res.set(names::CONTENT_TYPE, meta.content_type.to_string());
         res.set(names::STREAM_NEXT_OFFSET, Offset(meta.tail).to_string());
         match &meta.expiry {
             Expiry::Never => {}
@@ -464,7 +464,7 @@ fn etag_matches(header: &str, etag: &str) -> bool {
 /// A 200 carrying `chunk`, with the headers of PROTOCOL §5.6.
 fn data_response(meta: &View, chunk: Chunk, etag: String) -> Response {
     let mut res = Response::new(200);
-    res.set(names::CONTENT_TYPE, meta.content_type.clone());
+    res.set(names::CONTENT_TYPE, meta.content_type.to_string());
     res.set(names::STREAM_NEXT_OFFSET, Offset(chunk.next).to_string());
     res.set(names::ETAG, etag);
     if chunk.next == meta.tail {

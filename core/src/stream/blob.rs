@@ -197,7 +197,7 @@ impl Reader<'_> {
         Ok(StreamMeta {
             v,
             id,
-            content_type,
+            content_type: content_type.into(),
             created_at,
             expiry,
             last_access,
