@@ -68,13 +68,25 @@ pub enum Expiry {
     Never,
     /// Sliding window in seconds, renewed by reads and writes.
     Ttl(u64),
-    /// Absolute deadline; `text` is echoed in `Stream-Expires-At`.
-    At {
-        /// The deadline.
-        at: u64,
-        /// The RFC 3339 text the client sent.
-        text: String,
-    },
+    /// Absolute deadline (boxed: few streams have one, and every stream's
+    /// metadata is held in memory).
+    At(Box<Deadline>),
+}
+
+/// The absolute deadline of [`Expiry::At`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    /// The deadline.
+    pub at: u64,
+    /// The RFC 3339 text the client sent, echoed in `Stream-Expires-At`.
+    pub text: String,
+}
+
+impl Expiry {
+    /// An absolute deadline.
+    pub fn at(at: u64, text: String) -> Expiry {
+        Expiry::At(Box::new(Deadline { at, text }))
+    }
 }
 
 /// Persisted state of one stream.
@@ -120,7 +132,7 @@ impl StreamMeta {
             Expiry::Ttl(secs) => {
                 Some(UnixMillis(self.last_access).plus_millis(secs.saturating_mul(1000)))
             }
-            Expiry::At { at, .. } => Some(UnixMillis(*at)),
+            Expiry::At(d) => Some(UnixMillis(d.at)),
         }
     }
 

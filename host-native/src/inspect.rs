@@ -33,7 +33,7 @@ fn describe(path: &str, m: &StreamMeta) -> Value {
             Expiry::Never => json!("never"),
             Expiry::Ttl(secs) => json!({"ttl_secs": secs,
                 "expires_at": ds_core::time::format_rfc3339(ds_core::UnixMillis(m.last_access.saturating_add(secs.saturating_mul(1000))))}),
-            Expiry::At { text, .. } => json!({"expires_at": text}),
+            Expiry::At(d) => json!({"expires_at": d.text}),
         },
         "last_stream_seq": m.last_stream_seq,
         "producers": m.producers.iter().map(|(k, p)| (k.clone(), json!({"epoch": p.epoch, "last_seq": p.last_seq}))).collect::<serde_json::Map<_, _>>(),

@@ -197,9 +197,9 @@ impl<S: Store> Engine<S> {
                     secs: *secs,
                     last_access: meta.last_access,
                 },
-                Expiry::At { at, text } => ArchivedExpiry::At {
-                    at: *at,
-                    text: text.clone(),
+                Expiry::At(d) => ArchivedExpiry::At {
+                    at: d.at,
+                    text: d.text.clone(),
                 },
             },
             tail: meta.tail,
@@ -401,13 +401,7 @@ impl<S: Store> Engine<S> {
             ArchivedExpiry::Ttl { secs, last_access } => {
                 (Expiry::Ttl(*secs), now.0.max(*last_access))
             }
-            ArchivedExpiry::At { at, text } => (
-                Expiry::At {
-                    at: *at,
-                    text: text.clone(),
-                },
-                now.0,
-            ),
+            ArchivedExpiry::At { at, text } => (Expiry::at(*at, text.clone()), now.0),
         };
         incoming.meta = Some(StreamMeta {
             v: META_VERSION,

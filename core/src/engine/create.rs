@@ -125,15 +125,15 @@ impl<S: Store> Engine<S> {
                     reason: "must be a non-negative decimal integer without sign or leading zeros",
                 })?)
             }
-            (None, Some(text)) => Expiry::At {
-                at: parse_rfc3339(text)
+            (None, Some(text)) => Expiry::at(
+                parse_rfc3339(text)
                     .ok_or(BadRequest::Header {
                         name: "Stream-Expires-At",
                         reason: "must be an RFC 3339 timestamp",
                     })?
                     .0,
-                text: text.trim().to_string(),
-            },
+                text.trim().to_string(),
+            ),
             (None, None) => Expiry::Never,
         };
         let fork = match req.header_value(names::STREAM_FORKED_FROM) {
@@ -335,7 +335,7 @@ fn same_config(state: &StreamState, spec: &CreateSpec) -> Result<(), EngineError
         }
     };
     let expiry_matches = match (&spec.expiry, &meta.expiry) {
-        (Expiry::At { at: a, .. }, Expiry::At { at: b, .. }) => a == b,
+        (Expiry::At(a), Expiry::At(b)) => a.at == b.at,
         (Expiry::Never, _) if spec.fork.is_some() => true,
         (a, b) => a == b,
     };

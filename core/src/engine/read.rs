@@ -216,7 +216,7 @@ impl<S: Store> Engine<S> {
         match &meta.expiry {
             Expiry::Never => {}
             Expiry::Ttl(secs) => res.set(names::STREAM_TTL, secs.to_string()),
-            Expiry::At { text, .. } => res.set(names::STREAM_EXPIRES_AT, text.clone()),
+            Expiry::At(d) => res.set(names::STREAM_EXPIRES_AT, d.text.clone()),
         }
         if meta.closed {
             res.set(names::STREAM_CLOSED, "true");

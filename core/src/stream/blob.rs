@@ -48,10 +48,10 @@ pub(super) fn encode(meta: &StreamMeta) -> Vec<u8> {
             out.push(1);
             varint(&mut out, *secs);
         }
-        Expiry::At { at, text: given } => {
+        Expiry::At(d) => {
             out.push(2);
-            varint(&mut out, *at);
-            text(&mut out, given);
+            varint(&mut out, d.at);
+            text(&mut out, &d.text);
         }
     }
     varint(&mut out, meta.last_access);
@@ -145,10 +145,10 @@ impl Reader<'_> {
         let expiry = match self.byte()? {
             0 => Expiry::Never,
             1 => Expiry::Ttl(self.varint()?),
-            2 => Expiry::At {
-                at: self.varint()?,
-                text: self.text()?,
-            },
+            2 => {
+                let at = self.varint()?;
+                Expiry::at(at, self.text()?)
+            }
             other => return Err(format!("unknown expiry kind {other}")),
         };
         let last_access = self.varint()?;
@@ -238,10 +238,7 @@ mod tests {
     fn full() -> StreamMeta {
         let mut m = plain();
         m.content_type = "application/json; charset=utf-8".into();
-        m.expiry = Expiry::At {
-            at: 1_800_000_000_000,
-            text: "2027-01-15T08:00:00Z".into(),
-        };
+        m.expiry = Expiry::at(1_800_000_000_000, "2027-01-15T08:00:00Z".into());
         m.tail = u64::MAX;
         m.closed = true;
         m.closed_by = Some(Box::new(ProducerClaim {
