@@ -195,8 +195,15 @@ impl Driver {
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine<DynStore>, UnixMillis) -> R) -> R {
         let mut engine = self.engine.lock();
         let result = f(&mut engine, self.clock.now());
+        // Readers are woken once the lock is released (a fan-out to 500
+        // readers is 500 task wake-ups, which other workers' engine calls
+        // would otherwise wait behind). Still after the change they learn
+        // of: a reader enables its wake-up before it looks at the engine.
+        let mut advanced = Vec::new();
         while let Some(event) = engine.poll_event() {
-            self.waiters.wake(event.path());
+            if self.waiters.any() {
+                advanced.push(event);
+            }
         }
         let mut webhooks = Vec::new();
         while let Some(delivery) = engine.poll_webhook() {
@@ -205,6 +212,9 @@ impl Driver {
         let allow_local = engine.config().allow_local_webhooks;
         let pending = engine.has_pending_commit();
         drop(engine);
+        for event in advanced {
+            self.waiters.wake(event.path());
+        }
         if pending {
             self.signal_work();
         }

@@ -33,6 +33,11 @@ impl Waiters {
         n
     }
 
+    /// True while anything may be parked on any path.
+    pub fn any(&self) -> bool {
+        self.entries.load(Ordering::Relaxed) > 0
+    }
+
     /// True while a reader is parked on `path` (or an SSE body follows it).
     pub fn is_watched(&self, path: &str) -> bool {
         if self.entries.load(Ordering::Relaxed) == 0 {
