@@ -78,6 +78,10 @@ impl Publishes {
     }
 }
 
+/// Largest settled entry list kept for reuse (a group holds one entry per
+/// write; a burst of more writes allocates its own list once).
+const SPARE_ENTRIES_MAX: usize = 1024;
+
 /// The engine's staging area.
 #[derive(Debug, Default)]
 pub(crate) struct Staging {
@@ -225,7 +229,10 @@ impl<S: Store> Engine<S> {
                 }
                 // Subscriptions react to committed data only (PROTOCOL §7).
                 self.subs_after_publish(advanced);
-                if self.staging.spare_entries.capacity() < entries.capacity() {
+                // Kept for the next group, unless a rare burst made it big.
+                if entries.capacity() <= SPARE_ENTRIES_MAX
+                    && self.staging.spare_entries.capacity() < entries.capacity()
+                {
                     self.staging.spare_entries = entries;
                 }
             }
