@@ -35,13 +35,18 @@ pub fn split_messages(body: &[u8], allow_empty: bool) -> Result<Vec<Vec<u8>>, Js
         if items.is_empty() && !allow_empty {
             return Err(JsonError::EmptyArray);
         }
-        Ok(items
-            .iter()
-            .map(|v| v.get().trim().as_bytes().to_vec())
-            .collect())
+        Ok(items.iter().map(|v| message(v.get().trim())).collect())
     } else {
-        Ok(vec![raw.as_bytes().to_vec()])
+        Ok(vec![message(raw)])
     }
+}
+
+/// A message's bytes, with room for the [`BATCH_END`] the last one of an
+/// append gets (no reallocation when it is added).
+fn message(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 1);
+    out.extend_from_slice(text.as_bytes());
+    out
 }
 
 /// Stored JSON messages are one record each; the last message of each
