@@ -42,9 +42,9 @@ pub async fn respond(driver: Arc<Driver>, req: AxumRequest, writer: Writer) -> A
         })
         .collect();
     let limit = driver.max_body_bytes();
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => core.body = bytes.to_vec(),
-        Err(_) => {
+    match read_body(body, limit).await {
+        Ok(bytes) => core.body = bytes,
+        Err(()) => {
             let res = driver
                 .with_engine(|e, _| e.reject(&core, ProtocolError::PayloadTooLarge { limit }));
             return to_axum(res, &driver);
@@ -65,6 +65,35 @@ pub async fn respond(driver: Arc<Driver>, req: AxumRequest, writer: Writer) -> A
         Handled::Wait(lp) => Box::pin(park(driver, lp)).await,
     }
 }
+
+/// The request body, or `Err` once it exceeds `limit` bytes or fails to
+/// arrive. Frames are copied straight into one buffer sized by the body's
+/// declared length (a small append is one frame: one allocation); only
+/// [`PRESIZE_MAX`] is reserved before the bytes arrive, so a client that
+/// declares a large body and sends nothing holds no large buffer.
+async fn read_body(mut body: AxumBody, limit: usize) -> Result<Vec<u8>, ()> {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    let hint = body.size_hint().exact();
+    if hint.is_some_and(|n| n > limit as u64) {
+        return Err(());
+    }
+    let presize = hint.map_or(0, |n| n.min(PRESIZE_MAX as u64) as usize);
+    let mut out = Vec::with_capacity(presize);
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| ())?.into_data() else {
+            continue;
+        };
+        if out.len() + data.len() > limit {
+            return Err(());
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok(out)
+}
+
+/// Most bytes [`read_body`] reserves ahead of a body's arrival.
+const PRESIZE_MAX: usize = 64 << 10;
 
 /// Answers a long-poll once data arrives, its deadline passes, or the
 /// server shuts down.

@@ -87,6 +87,41 @@ fn storage_quotas_and_body_size() {
     assert_eq!(metric(s.addr, "ds_streams"), 2.0);
 }
 
+/// A chunked POST (no declared length): the body limit is counted as the
+/// chunks arrive.
+fn post_chunked(addr: SocketAddr, path: &str, chunks: &[&[u8]]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for c in chunks {
+        req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        req.extend_from_slice(c);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    s.write_all(&req).unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    reply
+}
+
+#[test]
+fn chunked_bodies_are_held_to_the_body_limit() {
+    let (s, _d) = start(&["--max-body-bytes", "8"]);
+    let a = "/v1/stream/a";
+    assert_eq!(put(s.addr, a, b"").status, 201);
+    let over = post_chunked(s.addr, a, &[b"12345", b"6789"]);
+    assert!(over.starts_with("HTTP/1.1 413"), "{over}");
+    assert!(over.contains("payload-too-large"), "{over}");
+    let fits = post_chunked(s.addr, a, &[b"1234", b"5678"]);
+    assert!(fits.starts_with("HTTP/1.1 204"), "{fits}");
+    assert_eq!(support::read_all(s.addr, a), b"12345678");
+}
+
 #[test]
 fn live_reader_limits() {
     let (s, _d) = start(&[
