@@ -111,7 +111,7 @@ impl Metrics {
         let hot = HOT
             .iter()
             .position(|&(op, st)| st == status && op == operation);
-        let series = |operation| {
+        let series = || {
             (
                 self.requests
                     .get_or_create(&RequestLabels { operation, status })
@@ -123,12 +123,12 @@ impl Metrics {
         };
         match hot {
             Some(i) => {
-                let (count, latency) = self.hot[i].get_or_init(|| series(HOT[i].0));
+                let (count, latency) = self.hot[i].get_or_init(series);
                 count.inc();
                 latency.observe(seconds);
             }
             None => {
-                let (count, latency) = series(operation);
+                let (count, latency) = series();
                 count.inc();
                 latency.observe(seconds);
             }

@@ -40,7 +40,7 @@ impl Waiters {
 
     /// True while a reader is parked on `path` (or an SSE body follows it).
     pub fn is_watched(&self, path: &str) -> bool {
-        if self.entries.load(Ordering::Relaxed) == 0 {
+        if !self.any() {
             return false;
         }
         self.map
@@ -52,7 +52,7 @@ impl Waiters {
 
     /// Wakes everything parked on `path`.
     pub fn wake(&self, path: &str) {
-        if self.entries.load(Ordering::Relaxed) == 0 {
+        if !self.any() {
             return;
         }
         let mut map = self.map.lock().expect("waiters lock");

@@ -220,7 +220,7 @@ impl<S: Store> Engine<S> {
                 path: format!("{SUB_KEY_PREFIX}{id}"),
             },
         };
-        self.stage(Batch { ops: vec![op] }, None);
+        self.stage_op(op);
     }
 
     fn rel<'a>(&self, path: &'a str) -> Option<&'a str> {
