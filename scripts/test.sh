@@ -70,7 +70,15 @@ bin="$cargo_target/release"
   --target "name=ours-memory;durable=false;base=/v1/stream/;cmd=$bin/durable-streams-server --bind {addr} --memory" \
   --rounds 1 --duration-secs 1 --conns 4 --catchup-mib 2 --catchup-reads 1 --readers 20 \
   --fanout-secs 1 --streams 200 --restart-streams 50 --restart-mib 4 --restart-times 1 \
-  --logs "$cargo_target/bench-smoke-logs"
+  --logs "$cargo_target/bench-smoke-logs" --out "$cargo_target/bench-smoke.json"
+# The fan-out scenarios' kernel arrival stamps (Linux) must have worked.
+node -e '
+  const runs = require(process.argv[1]).runs.filter((r) => r.scenario.startsWith("fanout"));
+  const bad = runs.filter((r) => !("arrival_p99_ms" in r.metrics));
+  if (!runs.length || bad.length) {
+    console.error("fan-out runs without arrival latencies:", bad.map((r) => r.scenario + "/" + r.target));
+    process.exit(1);
+  }' "$cargo_target/bench-smoke.json"
 echo "every scenario verified what it measured (bare hyper included)"
 
 step "archives between the native server and the wasm host"

@@ -5,10 +5,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::arrival;
 
 /// The parts of a response head the benchmark looks at.
 #[derive(Debug, Default, Clone)]
@@ -35,6 +38,10 @@ pub struct Conn {
     body: Option<BodyState>,
     /// The server asked to close the connection after this response.
     close_after: bool,
+    /// Kernel receive timestamps are on (see `arrival.rs`).
+    stamped: bool,
+    /// The kernel's receive time of the newest segment read (stamped only).
+    arrival: Option<Duration>,
 }
 
 enum BodyState {
@@ -58,6 +65,8 @@ impl Conn {
             host: addr.to_string(),
             body: None,
             close_after: false,
+            stamped: false,
+            arrival: None,
         };
         conn.ensure_connected().await?;
         Ok(conn)
@@ -67,10 +76,29 @@ impl Conn {
         if self.stream.is_none() {
             let s = TcpStream::connect(self.addr).await?;
             s.set_nodelay(true)?;
+            if self.stamped {
+                arrival::enable(&s)?;
+            }
             self.rbuf.clear();
             self.stream = Some(s);
         }
         Ok(self.stream.as_mut().expect("connected"))
+    }
+
+    /// Turns on kernel receive timestamps for this connection (and its
+    /// reconnections); [`Conn::arrival`] then reports them.
+    pub fn stamp_arrivals(&mut self) -> io::Result<()> {
+        if let Some(s) = self.stream.as_ref() {
+            arrival::enable(s)?;
+        }
+        self.stamped = true;
+        Ok(())
+    }
+
+    /// When the kernel received the newest bytes read so far (time since
+    /// the Unix epoch); `None` unless [`Conn::stamp_arrivals`] is on.
+    pub fn arrival(&self) -> Option<Duration> {
+        self.arrival
     }
 
     /// Sends a request and reads the whole response, dropping its body.
@@ -194,6 +222,13 @@ impl Conn {
         if self.rbuf.capacity() - self.rbuf.len() < 4096 {
             self.rbuf.reserve(16 * 1024);
         }
+        if self.stamped {
+            let (n, at) = arrival::read(stream, &mut self.rbuf).await?;
+            if at.is_some() {
+                self.arrival = at;
+            }
+            return Ok(n);
+        }
         stream.read_buf(&mut self.rbuf).await
     }
 
@@ -262,6 +297,15 @@ impl Conn {
                         true
                     } else if take > 0 {
                         return Ok(false);
+                    } else if self.stamped {
+                        // Through the buffer, so the read is stamped.
+                        if self.read_more().await? == 0 {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "connection closed inside a body",
+                            ));
+                        }
+                        continue;
                     } else {
                         // Read straight into `out` for large bodies.
                         let want = (*rest).min(max).min(4 << 20);

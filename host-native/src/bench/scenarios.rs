@@ -689,7 +689,8 @@ fn last_event_end(buf: &[u8]) -> Option<usize> {
 }
 
 struct ReaderOut {
-    receipts: Vec<(u64, Instant)>,
+    /// Sequence number, user-space receipt time, kernel arrival time.
+    receipts: Vec<(u64, Instant, Option<Duration>)>,
     errors: Errors,
 }
 
@@ -713,6 +714,8 @@ async fn sse_reader(
             return out;
         }
     };
+    // Best effort: without kernel stamps only the receipt times are reported.
+    let _ = conn.stamp_arrivals();
     let target = format!("{path}?offset=-1&live=sse");
     match tokio::time::timeout(timeout, conn.send_head("GET", &target, &[], b"")).await {
         Ok(Ok(h)) if h.status == 200 => {}
@@ -755,8 +758,9 @@ async fn sse_reader(
                     }
                 }
                 if let Some(end) = last_event_end(&buf) {
+                    let arrived = conn.arrival();
                     scan_seqs(&buf[..end], |s| {
-                        out.receipts.push((s, now));
+                        out.receipts.push((s, now, arrived));
                         let i = s as usize;
                         if seen.len() <= i {
                             seen.resize(i + 1, false);
@@ -797,6 +801,7 @@ async fn longpoll_reader(
             return out;
         }
     };
+    let _ = conn.stamp_arrivals();
     // Catch up first, to learn the tail.
     let mut offset = match call(
         &mut conn,
@@ -851,10 +856,11 @@ async fn longpoll_reader(
             _ = stop.changed() => return out,
         };
         let now = Instant::now();
+        let arrived = conn.arrival();
         match head.status {
             200 => {
                 scan_seqs(&body, |s| {
-                    out.receipts.push((s, now));
+                    out.receipts.push((s, now, arrived));
                     let i = s as usize;
                     if seen.len() <= i {
                         seen.resize(i + 1, false);
@@ -895,6 +901,7 @@ pub async fn fanout(ctx: &Ctx, live: Live) -> Report {
         report.errors.push(e);
         return report;
     }
+    let _ = wconn.stamp_arrivals();
     let ready = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut counters = Vec::with_capacity(o.readers);
@@ -933,6 +940,8 @@ pub async fn fanout(ctx: &Ctx, live: Live) -> Report {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut acks: Vec<Option<Instant>> = Vec::new();
+    // The kernel's arrival time of each acknowledgement.
+    let mut ack_arrivals: Vec<Option<Duration>> = Vec::new();
     let mut sends: Vec<Instant> = Vec::new();
     let mut wlat = Samples::default();
     let start = Instant::now();
@@ -960,14 +969,17 @@ pub async fn fanout(ctx: &Ctx, live: Live) -> Report {
                 let now = Instant::now();
                 wlat.push_us((now - t).as_micros());
                 acks.push(Some(now));
+                ack_arrivals.push(wconn.arrival());
             }
             Ok(r) => {
                 report.errors.push(format!("writer: status {}", r.status));
                 acks.push(None);
+                ack_arrivals.push(None);
             }
             Err(e) => {
                 report.errors.push(format!("writer: {e}"));
                 acks.push(None);
+                ack_arrivals.push(None);
             }
         }
         seq += 1;
@@ -989,6 +1001,7 @@ pub async fn fanout(ctx: &Ctx, live: Live) -> Report {
     let _ = stop_tx.send(true);
     let mut lat = Samples::default();
     let mut e2e = Samples::default();
+    let mut arrival = Samples::default();
     let (mut lost, mut dup, mut unexpected, mut early) = (0u64, 0u64, 0u64, 0u64);
     for r in readers {
         let out = match r.await {
@@ -1000,13 +1013,16 @@ pub async fn fanout(ctx: &Ctx, live: Live) -> Report {
         };
         report.errors.merge(out.errors);
         let mut count = vec![0u32; acks.len()];
-        for (s, at) in out.receipts {
+        for (s, at, arrived) in out.receipts {
             let i = s as usize;
             match acks.get(i) {
                 Some(Some(ack)) => {
                     count[i] += 1;
                     if count[i] == 1 {
                         e2e.push_us(at.saturating_duration_since(sends[i]).as_micros());
+                        if let (Some(arrived), Some(Some(acked))) = (arrived, ack_arrivals.get(i)) {
+                            arrival.push_us(arrived.saturating_sub(*acked).as_micros());
+                        }
                         if at < *ack {
                             early += 1;
                             lat.push_us(0);
@@ -1033,6 +1049,13 @@ pub async fn fanout(ctx: &Ctx, live: Live) -> Report {
     report.set("max_ms", lat.max_ms());
     report.set("send_to_receive_p50_ms", e2e.pct_ms(50.0));
     report.set("send_to_receive_p99_ms", e2e.pct_ms(99.0));
+    // Kernel arrival times: the same latency without the load generator's
+    // own queue (see `arrival.rs`); absent when stamps were unavailable.
+    if !arrival.0.is_empty() && arrival.0.len() == lat.0.len() {
+        report.set("arrival_p50_ms", arrival.pct_ms(50.0));
+        report.set("arrival_p99_ms", arrival.pct_ms(99.0));
+        report.set("arrival_max_ms", arrival.max_ms());
+    }
     report.set("deliveries", lat.0.len() as f64);
     report.set("lost", lost as f64);
     report.set("duplicates", dup as f64);

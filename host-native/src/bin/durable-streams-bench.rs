@@ -13,6 +13,8 @@
 //! baseline: tokio's multi-threaded runtime and hyper, answering 204 (and
 //! relaying each POST body to the open `live=sse` bodies).
 
+#[path = "../bench/arrival.rs"]
+mod arrival;
 #[path = "../bench/bare.rs"]
 mod bare;
 #[path = "../bench/client.rs"]
@@ -573,10 +575,12 @@ fn headline(scenario: &str, r: &Report) -> String {
             m(r, "peak_rss_mib")
         ),
         "fanout-sse" | "fanout-longpoll" => format!(
-            "ack→recv p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  send→recv p50 {:.2} p99 {:.2}  lost {}  dup {}  writer {:.1}/s",
+            "ack→recv p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  arrival p50 {:.2} p99 {:.2}  send→recv p50 {:.2} p99 {:.2}  lost {}  dup {}  writer {:.1}/s",
             m(r, "p50_ms"),
             m(r, "p99_ms"),
             m(r, "max_ms"),
+            m(r, "arrival_p50_ms"),
+            m(r, "arrival_p99_ms"),
             m(r, "send_to_receive_p50_ms"),
             m(r, "send_to_receive_p99_ms"),
             m(r, "lost"),
@@ -735,10 +739,12 @@ fn markdown(summary: &serde_json::Value, scenarios: &[String], names: &[String])
                         fmt_ms(g("peak_rss_mib"))
                     ),
                     "fanout-sse" | "fanout-longpoll" => format!(
-                        "ack→recv p50 {} p99 {} max {} ms (send→recv p50 {} p99 {}); lost {} dup {}; writer {:.1}/s",
+                        "ack→recv p50 {} p99 {} max {} ms (arrival p50 {} p99 {}; send→recv p50 {} p99 {}); lost {} dup {}; writer {:.1}/s",
                         fmt_ms(g("p50_ms")),
                         fmt_ms(g("p99_ms")),
                         fmt_ms(g("max_ms")),
+                        fmt_ms(g("arrival_p50_ms")),
+                        fmt_ms(g("arrival_p99_ms")),
                         fmt_ms(g("send_to_receive_p50_ms")),
                         fmt_ms(g("send_to_receive_p99_ms")),
                         g("lost"),
