@@ -21,6 +21,9 @@ pub struct SseSession {
     id: StreamId,
     position: u64,
     encoding: DataEncoding,
+    /// A JSON stream (its content type is fixed for its id, so this is
+    /// worked out once, not per append).
+    json: bool,
     cursor: Option<String>,
     last_cursor: Option<u64>,
     /// When the server ends the response so the client reconnects.
@@ -55,6 +58,7 @@ impl SseSession {
             id: meta.id,
             position,
             encoding: DataEncoding::for_content_type(&meta.content_type),
+            json: crate::json::is_json(&meta.content_type),
             cursor,
             last_cursor: None,
             end_at: now.plus_millis(config.sse_reconnect_ms),
@@ -87,7 +91,6 @@ impl<S: Store> Engine<S> {
                     id: s.meta.id,
                     tail: s.visible.tail,
                     closed: s.visible.closed,
-                    json: crate::json::is_json(&s.meta.content_type),
                 }
             }
             // Deleted or expired while live: end the body; a reconnect sees 404.
@@ -98,7 +101,7 @@ impl<S: Store> Engine<S> {
                 }
             }
         };
-        let json = meta.json;
+        let json = session.json;
         let max_chunk = self.config.max_chunk_bytes.max(1);
         let mut budget = 4 * max_chunk;
         while session.position < meta.tail && budget > 0 {
@@ -241,7 +244,6 @@ struct Live {
     id: StreamId,
     tail: u64,
     closed: bool,
-    json: bool,
 }
 
 /// What a framed data event is keyed by: the same stream, range and
