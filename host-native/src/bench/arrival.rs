@@ -139,3 +139,57 @@ pub async fn read(
 ) -> io::Result<(usize, Option<Duration>)> {
     Err(io::Error::other("receive timestamps need Linux"))
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn reads_are_stamped_with_their_arrival() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        enable(&client).unwrap();
+        let now = || {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+        };
+
+        // The kernel turns receive stamping on for the whole system a moment
+        // after the first socket asks (a deferred static-key switch), so the
+        // first segments may come unstamped: send until one is stamped. (The
+        // fan-out scenarios connect their readers well before the first event.)
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut stamped = None;
+        for _ in 0..200 {
+            let before = now();
+            server.write_all(b"event").await.unwrap();
+            buf.clear();
+            let (n, at) = read(&client, &mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"event");
+            if let Some(at) = at {
+                stamped = Some((before, at, now()));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let (before, at, after) = stamped.expect("a kernel receive timestamp within 2 s");
+        assert!(
+            before <= at && at <= after,
+            "{before:?} <= {at:?} <= {after:?}"
+        );
+
+        // A drained socket waits for the next segment; then EOF reads 0.
+        server.write_all(b"two").await.unwrap();
+        let (n, at) = read(&client, &mut buf).await.unwrap();
+        assert_eq!((n, &buf[..]), (3, &b"eventtwo"[..]));
+        assert!(at.is_some());
+        drop(server);
+        let (n, _) = read(&client, &mut buf).await.unwrap();
+        assert_eq!(n, 0);
+    }
+}
