@@ -193,12 +193,24 @@ impl Driver {
     /// Runs `f` on the engine (under its lock), then wakes readers parked on
     /// paths that advanced and the committer if anything was staged.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine<DynStore>, UnixMillis) -> R) -> R {
+        let (result, after) = self.engine_call(f);
+        self.follow_up(after);
+        result
+    }
+
+    /// Runs `f` on the engine (under its lock) and collects what is to be
+    /// done once the lock is released; [`Driver::follow_up`] does it.
+    ///
+    /// Readers are woken only after the lock is released (a fan-out to 500
+    /// readers is 500 task wake-ups, which other workers' engine calls would
+    /// otherwise wait behind). Still after the change they learn of: a
+    /// reader enables its wake-up before it looks at the engine.
+    fn engine_call<R>(
+        &self,
+        f: impl FnOnce(&mut Engine<DynStore>, UnixMillis) -> R,
+    ) -> (R, FollowUp) {
         let mut engine = self.engine.lock();
         let result = f(&mut engine, self.clock.now());
-        // Readers are woken once the lock is released (a fan-out to 500
-        // readers is 500 task wake-ups, which other workers' engine calls
-        // would otherwise wait behind). Still after the change they learn
-        // of: a reader enables its wake-up before it looks at the engine.
         let mut advanced = Vec::new();
         while let Some(event) = engine.poll_event() {
             if self.waiters.any() {
@@ -209,19 +221,27 @@ impl Driver {
         while let Some(delivery) = engine.poll_webhook() {
             webhooks.push(delivery);
         }
-        let allow_local = engine.config().allow_local_webhooks;
-        let pending = engine.has_pending_commit();
-        drop(engine);
-        for event in advanced {
+        let after = FollowUp {
+            advanced,
+            webhooks,
+            allow_local: engine.config().allow_local_webhooks,
+            pending: engine.has_pending_commit(),
+        };
+        (result, after)
+    }
+
+    /// Wakes the readers of advanced paths, the committer when a commit is
+    /// pending, and sends the webhooks an engine call left.
+    fn follow_up(&self, after: FollowUp) {
+        for event in after.advanced {
             self.waiters.wake(event.path());
         }
-        if pending {
+        if after.pending {
             self.signal_work();
         }
-        for delivery in webhooks {
-            self.deliver(delivery, allow_local);
+        for delivery in after.webhooks {
+            self.deliver(delivery, after.allow_local);
         }
-        result
     }
 
     /// Sends a webhook in the background and reports the outcome.
@@ -307,7 +327,7 @@ impl Driver {
         if let Err(e) = &result {
             tracing::error!("commit of {} writes failed: {e}", commit.writes);
         }
-        let (settled, next) = self.with_engine(|e, _| {
+        let ((settled, next), after) = self.engine_call(|e, _| {
             let settled = e.finish_commit(result);
             (settled, if take_next { e.take_commit() } else { None })
         });
@@ -323,6 +343,10 @@ impl Driver {
         for (tx, response) in answers {
             let _ = tx.send(response);
         }
+        // The writers first, then their readers: woken in the other order,
+        // an append's acknowledgement queued behind its whole fan-out (500
+        // SSE readers: writer p50 5.6 ms; 500 long-polls: 11.3 ms).
+        self.follow_up(after);
         next
     }
 
@@ -432,6 +456,16 @@ pub enum Handled {
 /// come from a lone writer ([`Driver::handle`]). Under concurrent writes a
 /// group of one happens now and then, several in a row rarely.
 const LONE_GROUPS: usize = 4;
+
+/// What an engine call leaves for after its lock: see [`Driver::follow_up`].
+struct FollowUp {
+    /// Paths that advanced (only collected when readers wait somewhere).
+    advanced: Vec<ds_core::Event>,
+    webhooks: Vec<ds_core::WebhookDelivery>,
+    allow_local: bool,
+    /// A commit is staged: the committer is to be woken.
+    pending: bool,
+}
 
 /// The committer thread: waits for staged work, commits a group, repeats.
 /// Ends when the driver is dropped.
