@@ -575,7 +575,7 @@ fn headline(scenario: &str, r: &Report) -> String {
             m(r, "peak_rss_mib")
         ),
         "fanout-sse" | "fanout-longpoll" => format!(
-            "ack→recv p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  arrival p50 {:.2} p99 {:.2}  send→recv p50 {:.2} p99 {:.2}  lost {}  dup {}  writer {:.1}/s",
+            "ack→recv p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  arrival p50 {:.2} p99 {:.2}  send→recv p50 {:.2} p99 {:.2}  lost {}  dup {}  writer {:.1}/s ack p50 {:.2} p99 {:.2} ms",
             m(r, "p50_ms"),
             m(r, "p99_ms"),
             m(r, "max_ms"),
@@ -585,7 +585,9 @@ fn headline(scenario: &str, r: &Report) -> String {
             m(r, "send_to_receive_p99_ms"),
             m(r, "lost"),
             m(r, "duplicates"),
-            m(r, "writer_rate")
+            m(r, "writer_rate"),
+            m(r, "writer_p50_ms"),
+            m(r, "writer_p99_ms")
         ),
         "many-streams" => format!(
             "{:.0} creations/s  RSS {:.0} B/stream settled ({:.0} at 200 ms)",
@@ -739,7 +741,7 @@ fn markdown(summary: &serde_json::Value, scenarios: &[String], names: &[String])
                         fmt_ms(g("peak_rss_mib"))
                     ),
                     "fanout-sse" | "fanout-longpoll" => format!(
-                        "ack→recv p50 {} p99 {} max {} ms (arrival p50 {} p99 {}; send→recv p50 {} p99 {}); lost {} dup {}; writer {:.1}/s",
+                        "ack→recv p50 {} p99 {} max {} ms (arrival p50 {} p99 {}; send→recv p50 {} p99 {}); lost {} dup {}; writer {:.1}/s, ack p50 {} p99 {} ms",
                         fmt_ms(g("p50_ms")),
                         fmt_ms(g("p99_ms")),
                         fmt_ms(g("max_ms")),
@@ -749,7 +751,9 @@ fn markdown(summary: &serde_json::Value, scenarios: &[String], names: &[String])
                         fmt_ms(g("send_to_receive_p99_ms")),
                         g("lost"),
                         g("duplicates"),
-                        g("writer_rate")
+                        g("writer_rate"),
+                        fmt_ms(g("writer_p50_ms")),
+                        fmt_ms(g("writer_p99_ms"))
                     ),
                     "many-streams" => format!(
                         "{}/s, {:.0} B RSS/stream ({:.0} at 200 ms)",
