@@ -72,8 +72,8 @@ fi
 echo "==> build (release)"
 cargo build --release -p durable-streams-server --bins
 # The build leaves its output dirty in the page cache: write it back now,
-# not during the first durable scenario (its writeback then competed with
-# our fsyncs: append-many durable measured 34k/s first thing, 40k/s after).
+# not during the first durable scenario, where its writeback would compete
+# with the fsyncs being measured.
 sync
 # CARGO_TARGET_DIR is honoured: the binaries just built, never stale ones.
 bin=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release
