@@ -539,6 +539,17 @@ impl<S: Store> Engine<S> {
     fn cors_headers(&self, req: &Request) -> CorsHeaders {
         let origin = req.header_value(names::ORIGIN);
         let allowed = match (&self.config.cors, origin) {
+            // A write without `Origin` comes from no browser (the Fetch
+            // standard sends `Origin` with every request whose method is
+            // not GET or HEAD), and its response is never cached, so no
+            // browser ever sees it: CORS headers would be ~290 wasted
+            // bytes per append. Reads keep them without `Origin`: a shared
+            // cache may hand the same response to a browser later.
+            (CorsPolicy::AnyOrigin, None)
+                if matches!(req.method, Method::Post | Method::Put | Method::Delete) =>
+            {
+                return Cow::Borrowed(&[]);
+            }
             // The common answer: constants only, nothing to allocate.
             (CorsPolicy::AnyOrigin, _) if req.method != Method::Options => {
                 return Cow::Borrowed(&ANY_ORIGIN);

@@ -230,6 +230,7 @@ macro_rules! for_each_scenario {
                 errors_are_typed_and_uncached,
                 preflight_allows_protocol,
                 protocol_headers_are_exposed,
+                writes_get_cors_headers_when_a_browser_asks,
             ],
             limits: [
                 body_over_limit_is_413,

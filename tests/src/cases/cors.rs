@@ -103,3 +103,54 @@ pub async fn protocol_headers_are_exposed<T: Target>(t: &mut T) {
         assert!(exposed.contains(h), "{h} not exposed: {r:?}");
     }
 }
+
+/// Browser clients (CORS is not in the spec): a write from a browser, which
+/// always carries `Origin`, gets the CORS headers; a write without `Origin`
+/// comes from no browser and its response is never cached, so it goes
+/// without them. Reads carry them either way: a shared cache may serve the
+/// same response to a browser.
+pub async fn writes_get_cors_headers_when_a_browser_asks<T: Target>(t: &mut T) {
+    let origin = "https://example.com";
+    let browser = vec![
+        t.request(put("s").ct("text/plain").with_header("Origin", origin))
+            .await,
+        t.request(
+            post("s")
+                .ct("text/plain")
+                .with_body("x")
+                .with_header("Origin", origin),
+        )
+        .await,
+        t.request(
+            post("s")
+                .ct("application/json")
+                .with_header("Origin", origin),
+        )
+        .await,
+    ];
+    for r in browser {
+        r.header_is("access-control-allow-origin", "*");
+        let exposed = r
+            .header("access-control-expose-headers")
+            .unwrap_or_else(|| panic!("missing Access-Control-Expose-Headers: {r:?}"))
+            .to_ascii_lowercase();
+        assert!(exposed.contains("stream-next-offset"), "{r:?}");
+    }
+    let tool = vec![
+        t.request(put("t").ct("text/plain")).await,
+        t.request(post("t").ct("text/plain").with_body("x")).await,
+        t.request(post("t").ct("application/json")).await,
+        t.request(delete("t")).await,
+    ];
+    for r in tool {
+        assert!(r.header("access-control-allow-origin").is_none(), "{r:?}");
+        assert!(r.header("access-control-expose-headers").is_none(), "{r:?}");
+        r.header_is("x-content-type-options", "nosniff");
+    }
+    for r in [t.request(get("s")).await, t.request(head("s")).await] {
+        r.header_is("access-control-allow-origin", "*")
+            .has_header("access-control-expose-headers");
+    }
+    let r = t.request(delete("s").with_header("Origin", origin)).await;
+    r.header_is("access-control-allow-origin", "*");
+}
