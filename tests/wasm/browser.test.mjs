@@ -4,42 +4,23 @@
 // origin share the streams of one worker.
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { chromium } from "playwright-core"
+import { launchChromium } from "./harness.mjs"
 import { startStaticServer } from "./static-server.mjs"
 
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
-
 let server
-let profile
+let chromium
 let context
 const problems = []
 
 before(async () => {
   server = await startStaticServer()
-  profile = mkdtempSync(join(tmpdir(), "ds-wasm-chromium-"))
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ARGS,
-  })
+  chromium = await launchChromium("wasm")
+  context = chromium.context
 })
 
 after(async () => {
-  await context?.close()
+  await chromium?.close()
   await server?.close()
-  if (profile) rmSync(profile, { recursive: true, force: true })
 })
 
 async function open(path) {

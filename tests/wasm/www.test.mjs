@@ -11,89 +11,35 @@
 // the debug build), CHROMIUM (default /usr/bin/chromium).
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
-import { spawn } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
-import { tmpdir } from "node:os"
+import { existsSync, mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { chromium } from "playwright-core"
+import { launchChromium, startNativeServer } from "./harness.mjs"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const dist = join(root, "www/dist")
 const shots = join(root, "target/www-screenshots")
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
-
 let server
 let origin
-let profile
+let chromium
 let context
 let a // tab A: writes
 let b // tab B: reads
 let front // the tab in front
 const problems = []
 
-function serverBinary() {
-  if (process.env.DS_SERVER_BIN) return process.env.DS_SERVER_BIN
-  const release = join(root, "target/release/durable-streams-server")
-  return existsSync(release) ? release : join(root, "target/debug/durable-streams-server")
-}
-
-async function freePort() {
-  const probe = createServer()
-  await new Promise((resolve) => probe.listen(0, "127.0.0.1", resolve))
-  const { port } = probe.address()
-  await new Promise((resolve) => probe.close(resolve))
-  return port
-}
-
-async function startServer() {
-  const port = await freePort()
-  const child = spawn(serverBinary(), ["--memory", "--bind", `127.0.0.1:${port}`, "--www", dist], {
-    stdio: ["ignore", "pipe", "inherit"],
-  })
-  await new Promise((resolve, reject) => {
-    let out = ""
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000)
-    child.stdout.on("data", (d) => {
-      out += d
-      if (out.includes("demo: ")) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    child.on("exit", (code) => reject(new Error(`server exited (${code}): ${out}`)))
-  })
-  return { child, origin: `http://127.0.0.1:${port}` }
-}
-
 before(async () => {
   assert.ok(existsSync(join(dist, "index.html")), "build the demo first: scripts/build-www.sh")
   rmSync(shots, { recursive: true, force: true })
   mkdirSync(shots, { recursive: true })
-  ;({ child: server, origin } = await startServer())
-  profile = mkdtempSync(join(tmpdir(), "ds-www-chromium-"))
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1440, height: 1000 },
-  })
+  ;({ child: server, origin } = await startNativeServer(["--memory", "--www", dist], "demo: "))
+  chromium = await launchChromium("www", { viewport: { width: 1440, height: 1000 } })
+  context = chromium.context
 })
 
 after(async () => {
-  await context?.close()
+  await chromium?.close()
   if (server && server.exitCode === null) server.kill("SIGKILL")
-  if (profile) rmSync(profile, { recursive: true, force: true })
 })
 
 async function openTab(name) {
