@@ -84,6 +84,9 @@ echo "every scenario verified what it measured (bare hyper included)"
 step "archives between the native server and the wasm host"
 DS_SERVER_BIN="$cargo_target/release/durable-streams-server" node --test tests/wasm/archive.test.mjs
 
+step "official client in headless Chromium, from another origin, against the native server (CORS)"
+DS_SERVER_BIN="$cargo_target/release/durable-streams-server" node --test tests/wasm/cors.test.mjs
+
 step "offline demo (www/): build www/dist, test it in headless Chromium served by the native server"
 scripts/build-www.sh
 DS_SERVER_BIN="$cargo_target/release/durable-streams-server" node --test tests/wasm/www.test.mjs

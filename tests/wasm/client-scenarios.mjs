@@ -2,17 +2,19 @@
 // create, append (JSON and bytes), idempotent producer, catch-up, long-poll,
 // SSE subscribe, close → EOF. Written once; run in Node (client.test.mjs)
 // and in a page of headless Chromium (browser.test.mjs), which each pass in
-// the package's DurableStreams and the client module.
+// the package's DurableStreams and the client module. Given `server` (a
+// stream URL prefix on the native server) instead, the same scenarios run
+// against it with the page's own `fetch` (cors.test.mjs: another origin).
 
 /**
  * Runs every scenario; resolves with their names, or rejects with the first
  * failure (its message names the scenario).
  */
-export async function runClientScenarios({ DurableStreams, client }) {
+export async function runClientScenarios({ DurableStreams, client, server }) {
   const { DurableStream, IdempotentProducer, stream } = client
-  const local = await DurableStreams.open({ longPollTimeoutMs: 2_000 })
-  const base = "https://streams.local/v1/stream"
-  const fetch = local.fetch
+  const local = server ? undefined : await DurableStreams.open({ longPollTimeoutMs: 2_000 })
+  const base = server ?? "https://streams.local/v1/stream"
+  const fetch = local ? local.fetch : globalThis.fetch.bind(globalThis)
   const done = []
 
   async function scenario(name, body) {
@@ -122,6 +124,7 @@ export async function runClientScenarios({ DurableStreams, client }) {
     if (!refused) throw new Error("append after close was accepted")
   })
 
+  if (!local) return done
   // Every reader above was cancelled or ended: nothing stays parked.
   await scenario("no parked readers left", async () => {
     for (let i = 0; i < 50 && local.pending > 0; i++) await sleep(20)
