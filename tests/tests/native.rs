@@ -130,6 +130,29 @@ async fn frozen<F: Future>(fut: F) -> F::Output {
     out
 }
 
+/// [`frozen`], and still frozen after `fut` until `driver` has no group
+/// commit under way: a commit answers its writers before it wakes their
+/// readers, so a write's reply can arrive while the wake-ups of its live
+/// readers are still coming from the group-commit thread, and virtual time
+/// must not jump in between.
+async fn committed<F: Future>(driver: Option<Arc<Driver>>, fut: F) -> F::Output {
+    frozen(async move {
+        let out = fut.await;
+        if let Some(driver) = driver {
+            tokio::task::spawn_blocking(move || {
+                // Real time on another thread: microseconds, at most a commit.
+                while driver.commits_running() > 0 {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            })
+            .await
+            .expect("commit wait");
+        }
+        out
+    })
+    .await
+}
+
 /// One request through the router, body collected to the end.
 async fn send(router: Router, req: Request) -> Reply {
     let request = summarize(&req);
@@ -190,7 +213,7 @@ impl Target for NativeTarget {
             self.catch_up_plan();
             reply
         } else {
-            frozen(fut).await
+            committed(self.driver.clone(), fut).await
         };
         if self.reads_pending() {
             self.settle().await;
