@@ -315,11 +315,9 @@ impl Driver {
         use std::sync::atomic::Ordering;
         self.commits_running.fetch_add(1, Ordering::AcqRel);
         if commit.writes <= 1 {
-            self.lone_groups
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.lone_groups.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.lone_groups
-                .store(0, std::sync::atomic::Ordering::Relaxed);
+            self.lone_groups.store(0, Ordering::Relaxed);
         }
         let started = std::time::Instant::now();
         let result = if commit.batch.is_empty() {

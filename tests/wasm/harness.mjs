@@ -46,7 +46,7 @@ export async function launchChromium(name, options = {}) {
 }
 
 /** The native server binary under test. */
-export function serverBinary() {
+function serverBinary() {
   if (process.env.DS_SERVER_BIN) return process.env.DS_SERVER_BIN
   const release = join(root, "target/release/durable-streams-server")
   return existsSync(release) ? release : join(root, "target/debug/durable-streams-server")
