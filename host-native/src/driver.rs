@@ -18,17 +18,20 @@ use tokio::sync::{oneshot, watch};
 
 use crate::clock::Clock;
 use crate::waiters::Waiters;
+use lock::{Lock, LockKind};
+
+mod lock;
 
 /// The store type the native host runs on, shared by engine and committer.
 pub type DynStore = Arc<dyn Store + Send + Sync>;
 
 /// Shared state of a running server.
 pub struct Driver {
-    engine: parking_lot::Mutex<Engine<DynStore>>,
+    engine: Lock<Engine<DynStore>>,
     store: DynStore,
     /// Responses waiting for their group to commit. Taken under the engine
     /// lock by every staged write, so never held while waking anyone.
-    tickets: parking_lot::Mutex<Tickets>,
+    tickets: Lock<Tickets>,
     /// Set when a group may be ready to commit.
     work: (Mutex<bool>, Condvar),
     /// Parked readers.
@@ -77,10 +80,17 @@ impl Driver {
     ) -> Arc<Driver> {
         let (shutdown, _) = watch::channel(false);
         let max_body_bytes = engine.config().max_body_bytes;
+        // Durable storage runs a busy committer thread next to the workers
+        // (see `lock.rs` for the measurements behind the choice).
+        let kind = if inline_commit {
+            LockKind::Spin
+        } else {
+            LockKind::Block
+        };
         let driver = Arc::new_cyclic(|me| Driver {
-            engine: parking_lot::Mutex::new(engine),
+            engine: Lock::new(kind, engine),
             store,
-            tickets: parking_lot::Mutex::new(Tickets::default()),
+            tickets: Lock::new(kind, Tickets::default()),
             work: (Mutex::new(false), Condvar::new()),
             waiters: Waiters::default(),
             clock,
@@ -311,7 +321,7 @@ impl Driver {
     /// meanwhile is taken under the same lock and returned: one lock round
     /// per cycle, and no wake-up of the committer by itself. Otherwise what
     /// was staged meanwhile wakes the committer.
-    fn run_commit(&self, commit: ds_core::Commit, take_next: bool) -> Option<ds_core::Commit> {
+    fn run_commit(&self, mut commit: ds_core::Commit, take_next: bool) -> Option<ds_core::Commit> {
         use std::sync::atomic::Ordering;
         self.commits_running.fetch_add(1, Ordering::AcqRel);
         if commit.writes <= 1 {
@@ -320,10 +330,11 @@ impl Driver {
             self.lone_groups.store(0, Ordering::Relaxed);
         }
         let started = std::time::Instant::now();
-        let result = if commit.batch.is_empty() {
+        // Compacted here, outside the engine lock (`Commit::batch`).
+        let result = if commit.batch().is_empty() {
             Ok(())
         } else {
-            self.store.commit(&commit.batch)
+            self.store.commit(commit.batch())
         };
         if let Some(observe) = self.commit_observer.get() {
             observe(commit.writes, started.elapsed(), result.is_ok());

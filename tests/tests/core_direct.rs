@@ -123,6 +123,42 @@ fn head_leaves_the_deadline() {
     assert_eq!(e.stream_count(), 0);
 }
 
+/// A group of appends to one stream stores that stream's metadata once:
+/// [`ds_core::Commit::batch`] drops every metadata write a later one in the
+/// group replaces (the host computes it outside its engine lock).
+#[test]
+fn a_group_stores_each_streams_metadata_once() {
+    let mut e = engine();
+    send(&mut e, put("s").ct("text/plain"), START);
+    send(&mut e, put("t").ct("text/plain"), START);
+    for (path, body) in [("s", "a"), ("t", "b"), ("s", "c"), ("s", "d")] {
+        match e.handle(post(path).ct("text/plain").with_body(body), START) {
+            Outcome::Pending(_) => {}
+            other => panic!("a write must wait for its commit, got {other:?}"),
+        }
+    }
+    let mut commit = e.take_commit().expect("a group");
+    assert_eq!(commit.writes, 4);
+    let ops = &commit.batch().ops;
+    let metas: Vec<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            ds_core::Op::PutMeta { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(metas, [stream_path("t"), stream_path("s")]);
+    let appends = ops
+        .iter()
+        .filter(|op| matches!(op, ds_core::Op::Append { .. }))
+        .count();
+    assert_eq!(appends, 4);
+    ds_core::Store::commit(e.store(), commit.batch()).expect("MemStore");
+    assert_eq!(e.finish_commit(Ok(())).len(), 4);
+    let read = send(&mut e, get("s"), START);
+    assert_eq!(&*read.body_bytes(), b"acd");
+}
+
 /// DESIGN.md §3 (acknowledged means durable): a staged write is invisible
 /// to readers and unanswered until its group commits; then it is visible,
 /// answered, and announced by an event.
@@ -150,9 +186,9 @@ fn staged_writes_are_invisible_until_committed() {
         other => panic!("the poll must wait for the commit, got {other:?}"),
     };
     assert!(drain(&mut e).is_empty(), "event before the commit");
-    let commit = e.take_commit().expect("a group");
+    let mut commit = e.take_commit().expect("a group");
     assert_eq!(commit.writes, 1);
-    ds_core::Store::commit(e.store(), &commit.batch).expect("MemStore");
+    ds_core::Store::commit(e.store(), commit.batch()).expect("MemStore");
     let settled = e.finish_commit(Ok(()));
     assert_eq!(settled.len(), 1);
     assert_eq!(settled[0].0, ticket);

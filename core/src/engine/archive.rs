@@ -480,11 +480,11 @@ impl<S: Store> Engine<S> {
     /// reporting a failed commit (which [`Engine::commit_pending`] answers
     /// only to waiting tickets).
     fn commit_now(&mut self) -> Result<(), StoreError> {
-        while let Some(commit) = self.take_commit() {
-            let result = if commit.batch.is_empty() {
+        while let Some(mut commit) = self.take_commit() {
+            let result = if commit.batch().is_empty() {
                 Ok(())
             } else {
-                self.store.commit(&commit.batch)
+                self.store.commit(commit.batch())
             };
             let failed = result.as_ref().err().cloned();
             self.finish_commit(result);

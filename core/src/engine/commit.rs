@@ -23,10 +23,26 @@ pub type Ticket = u64;
 /// A group of staged writes, to be committed as one batch.
 #[derive(Debug)]
 pub struct Commit {
-    /// Everything the group changes, in staging order.
-    pub batch: Batch,
+    /// Everything the group changes, in staging order (see [`Commit::batch`]).
+    batch: Batch,
     /// Number of writes in the group (for metrics).
     pub writes: usize,
+    /// Superseded metadata writes have been dropped from `batch`.
+    compacted: bool,
+}
+
+impl Commit {
+    /// What to store: everything the group changes, in staging order,
+    /// except metadata writes a later one in the group replaces. Computed
+    /// on first use, so a host can take the group under its lock and leave
+    /// this work for after.
+    pub fn batch(&mut self) -> &Batch {
+        if !self.compacted {
+            keep_last_meta(&mut self.batch.ops);
+            self.compacted = true;
+        }
+        &self.batch
+    }
 }
 
 /// A visibility update applied when a group is committed.
@@ -181,18 +197,21 @@ impl<S: Store> Engine<S> {
 
     /// Takes every staged write as one group, unless a group is already
     /// being committed or nothing is staged. The host commits
-    /// `commit.batch` and then calls [`Engine::finish_commit`].
+    /// [`Commit::batch`] and then calls [`Engine::finish_commit`].
     pub fn take_commit(&mut self) -> Option<Commit> {
         if self.staging.in_flight.is_some() || self.staging.pending_entries.is_empty() {
             return None;
         }
         let spare = std::mem::take(&mut self.staging.spare_entries);
         let entries = std::mem::replace(&mut self.staging.pending_entries, spare);
-        let mut batch = std::mem::take(&mut self.staging.pending);
-        keep_last_meta(&mut batch.ops);
+        let batch = std::mem::take(&mut self.staging.pending);
         let writes = entries.iter().filter(|e| e.ticket.is_some()).count();
         self.staging.in_flight = Some(entries);
-        Some(Commit { batch, writes })
+        Some(Commit {
+            batch,
+            writes,
+            compacted: false,
+        })
     }
 
     /// True when writes are staged and no group is being committed.
@@ -257,11 +276,11 @@ impl<S: Store> Engine<S> {
     /// store: the whole cycle for single-threaded hosts and tests.
     pub fn commit_pending(&mut self) -> Vec<(Ticket, Response)> {
         let mut out = Vec::new();
-        while let Some(commit) = self.take_commit() {
-            let result = if commit.batch.is_empty() {
+        while let Some(mut commit) = self.take_commit() {
+            let result = if commit.batch().is_empty() {
                 Ok(())
             } else {
-                self.store.commit(&commit.batch)
+                self.store.commit(commit.batch())
             };
             let settled = self.finish_commit(result);
             if out.is_empty() {
