@@ -331,11 +331,7 @@ impl Driver {
         }
         let started = std::time::Instant::now();
         // Compacted here, outside the engine lock (`Commit::batch`).
-        let result = if commit.batch().is_empty() {
-            Ok(())
-        } else {
-            self.store.commit(commit.batch())
-        };
+        let result = commit.store_in(&*self.store);
         if let Some(observe) = self.commit_observer.get() {
             observe(commit.writes, started.elapsed(), result.is_ok());
         }

@@ -481,11 +481,7 @@ impl<S: Store> Engine<S> {
     /// only to waiting tickets).
     fn commit_now(&mut self) -> Result<(), StoreError> {
         while let Some(mut commit) = self.take_commit() {
-            let result = if commit.batch().is_empty() {
-                Ok(())
-            } else {
-                self.store.commit(commit.batch())
-            };
+            let result = commit.store_in(&self.store);
             let failed = result.as_ref().err().cloned();
             self.finish_commit(result);
             if let Some(e) = failed {

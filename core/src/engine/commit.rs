@@ -43,6 +43,17 @@ impl Commit {
         }
         &self.batch
     }
+
+    /// Stores [`Commit::batch`] in `store` (nothing when it is empty); the
+    /// result is what [`Engine::finish_commit`] takes.
+    pub fn store_in<S: Store + ?Sized>(&mut self, store: &S) -> Result<(), StoreError> {
+        let batch = self.batch();
+        if batch.is_empty() {
+            Ok(())
+        } else {
+            store.commit(batch)
+        }
+    }
 }
 
 /// A visibility update applied when a group is committed.
@@ -277,11 +288,7 @@ impl<S: Store> Engine<S> {
     pub fn commit_pending(&mut self) -> Vec<(Ticket, Response)> {
         let mut out = Vec::new();
         while let Some(mut commit) = self.take_commit() {
-            let result = if commit.batch().is_empty() {
-                Ok(())
-            } else {
-                self.store.commit(commit.batch())
-            };
+            let result = commit.store_in(&self.store);
             let settled = self.finish_commit(result);
             if out.is_empty() {
                 out = settled;
