@@ -34,10 +34,16 @@ impl Jitter {
     }
 }
 
+/// The number of the interval `now` falls in (the cursor when the client
+/// echoed none).
+pub fn interval(now: UnixMillis) -> u64 {
+    now.millis_since(CURSOR_EPOCH) / INTERVAL_MS
+}
+
 /// The cursor for a live response at `now`, given the client's echoed
 /// `cursor` query value (ignored when not a decimal integer).
 pub fn next_cursor(now: UnixMillis, client: Option<&str>, jitter: &mut Jitter) -> u64 {
-    let current = now.millis_since(CURSOR_EPOCH) / INTERVAL_MS;
+    let current = interval(now);
     match client.and_then(|c| c.parse::<u64>().ok()) {
         Some(echoed) if echoed >= current => {
             let jitter_secs = 1 + jitter.next_u64() % 3600;

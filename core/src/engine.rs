@@ -45,7 +45,7 @@ use crate::time::UnixMillis;
 pub use archive::{ConflictMode, ExportPlan, ImportSummary};
 pub use commit::{Commit, Ticket};
 pub use read::LongPoll;
-pub use sse_session::{SseSession, SseStep};
+pub use sse_session::{LiveFrame, SseSession, SseStep};
 pub use subscribe::WebhookDelivery;
 
 /// Something the host must react to: wake whatever waits on `path`.
@@ -55,6 +55,9 @@ pub enum Event {
     Advanced {
         /// The stream's URL path.
         path: String,
+        /// The stream's visible tail before the change: where a live reader
+        /// that had read everything sits (see [`Engine::live_frame`]).
+        from: u64,
     },
     /// The stream at `path` was deleted or expired.
     Removed {
@@ -67,7 +70,7 @@ impl Event {
     /// The path whose waiters must be woken.
     pub fn path(&self) -> &str {
         match self {
-            Event::Advanced { path } | Event::Removed { path } => path,
+            Event::Advanced { path, .. } | Event::Removed { path } => path,
         }
     }
 }

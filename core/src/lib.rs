@@ -49,8 +49,8 @@ pub mod varint;
 pub use archive::{ArchiveError, ArchiveInfo, ArchiveReader, ArchiveWriter};
 pub use config::{Config, CorsPolicy, Quotas};
 pub use engine::{
-    Commit, ConflictMode, Engine, Event, ExportPlan, ImportSummary, LongPoll, Outcome, SseSession,
-    SseStep, Ticket, WebhookDelivery,
+    Commit, ConflictMode, Engine, Event, ExportPlan, ImportSummary, LiveFrame, LongPoll, Outcome,
+    SseSession, SseStep, Ticket, WebhookDelivery,
 };
 pub use error::{BadRequest, Conflict, EngineError, ProtocolError, Quota, Refusal};
 pub use mem_store::MemStore;

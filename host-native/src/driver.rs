@@ -13,7 +13,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use ds_core::{Engine, Outcome, Response, Store, Ticket, UnixMillis};
+use ds_core::{Engine, Event, Outcome, Response, Store, Ticket, UnixMillis};
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::Clock;
@@ -39,6 +39,9 @@ pub struct Driver {
     /// The clock all engine calls use.
     pub clock: Clock,
     shutdown: watch::Sender<bool>,
+    /// The shutdown flag for readers that look at it on every wake-up (an
+    /// atomic load; the watch channel's is a lock every reader shares).
+    stopping: std::sync::atomic::AtomicBool,
     /// Told about every group commit (metrics), once set.
     commit_observer: std::sync::OnceLock<CommitObserver>,
     /// Runs webhook deliveries (the committer thread is not a runtime thread).
@@ -95,6 +98,7 @@ impl Driver {
             waiters: Waiters::default(),
             clock,
             shutdown,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             commit_observer: std::sync::OnceLock::new(),
             runtime: tokio::runtime::Handle::try_current().ok(),
             me: me.clone(),
@@ -224,13 +228,35 @@ impl Driver {
         f: impl FnOnce(&mut Engine<DynStore>, UnixMillis) -> R,
     ) -> (R, FollowUp) {
         let mut engine = self.engine.lock();
-        let result = f(&mut engine, self.clock.now());
-        let mut advanced = Vec::new();
+        let now = self.clock.now();
+        let result = f(&mut engine, now);
+        // Each path once, from where its first change in this call started
+        // (`None`: removed, nothing to frame).
+        let mut paths: Vec<(String, Option<u64>)> = Vec::new();
         while let Some(event) = engine.poll_event() {
-            if self.waiters.any() {
-                advanced.push(event);
+            if !self.waiters.any() {
+                continue;
+            }
+            let (path, from) = match event {
+                Event::Advanced { path, from } => (path, Some(from)),
+                Event::Removed { path } => (path, None),
+            };
+            match paths.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, seen)) => *seen = seen.zip(from).map(|(a, b)| a.min(b)),
+                None => paths.push((path, from)),
             }
         }
+        // The data event SSE followers send next, framed once for all of
+        // them here, where the data is at hand.
+        let advanced = paths
+            .into_iter()
+            .map(|(path, from)| {
+                let frame = from
+                    .filter(|_| self.waiters.is_followed(&path))
+                    .and_then(|from| engine.live_frame(&path, from, now));
+                (path, frame)
+            })
+            .collect();
         let mut webhooks = Vec::new();
         while let Some(delivery) = engine.poll_webhook() {
             webhooks.push(delivery);
@@ -247,8 +273,8 @@ impl Driver {
     /// Wakes the readers of advanced paths, the committer when a commit is
     /// pending, and sends the webhooks an engine call left.
     fn follow_up(&self, after: FollowUp) {
-        for event in after.advanced {
-            self.waiters.wake(event.path());
+        for (path, frame) in after.advanced {
+            self.waiters.wake(&path, frame.as_ref());
         }
         if after.pending {
             self.signal_work();
@@ -379,6 +405,12 @@ impl Driver {
         let _ = self.commit_observer.set(observer);
     }
 
+    /// True once the server started shutting down (set before parked
+    /// readers are woken).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// A receiver that flips to `true` when the server starts shutting down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
@@ -387,6 +419,8 @@ impl Driver {
     /// Tells live readers to finish: sets the shutdown flag, then wakes
     /// every parked reader (SSE bodies look at the flag when woken).
     pub fn begin_shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = self.shutdown.send(true);
         self.waiters.wake_all();
     }
@@ -481,8 +515,10 @@ const LONE_GROUPS: usize = 4;
 
 /// What an engine call leaves for after its lock: see [`Driver::follow_up`].
 struct FollowUp {
-    /// Paths that advanced (only collected when readers wait somewhere).
-    advanced: Vec<ds_core::Event>,
+    /// Paths that advanced or went away, each with the data event its SSE
+    /// followers send next when one was framed (only collected when
+    /// readers wait somewhere).
+    advanced: Vec<(String, Option<ds_core::LiveFrame>)>,
     webhooks: Vec<ds_core::WebhookDelivery>,
     allow_local: bool,
     /// A commit is staged: the committer is to be woken.

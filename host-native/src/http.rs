@@ -11,11 +11,10 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response as AxumResponse;
 use bytes::Bytes;
 use ds_core::{Body, Method, Outcome, ProtocolError, Request, Response, SseSession};
-use tokio::sync::futures::OwnedNotified;
-use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::driver::{Driver, Handled, Writer};
+use crate::waiters::{Follower, Watch};
 
 /// Handles every request under the stream root (the router's handler: its
 /// requests come from an unknown [`Writer`]).
@@ -245,91 +244,132 @@ impl http_body::Body for PiecesBody {
 ///
 /// The body is polled by the connection's own task, so an append wakes that
 /// task once and its event is written in the same turn (one write per event;
-/// no task or channel in between).
+/// no task or channel in between). An append that leaves the session at the
+/// tail is sent from the frame the appender made for every follower
+/// ([`SseSession::follow`]): the task then touches only its own wake-up
+/// slot, not the engine or anything its fellow readers share.
 fn sse_body(driver: Arc<Driver>, session: SseSession) -> AxumBody {
-    let notify = driver.waiters.subscribe(&session.path);
-    let shutdown = driver.shutdown_signal();
-    let state = SseBody {
+    // Registered before the first look, so no append after it is missed.
+    let (watch, follower) = driver.waiters.follow(&session.path);
+    AxumBody::new(SseBody {
         driver,
         session,
-        notify,
-        shutdown,
-        wait: Wait::No,
-        // Armed at the first wait.
-        timer: Box::pin(tokio::time::sleep(Duration::from_secs(86_400 * 365))),
-    };
-    AxumBody::from_stream(futures_util::stream::unfold(state, SseBody::next))
+        _watch: watch,
+        follower,
+        look: Look::Now,
+        timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        armed_for: None,
+    })
 }
 
 /// State of one SSE body between frames.
 struct SseBody {
     driver: Arc<Driver>,
     session: SseSession,
-    notify: Arc<Notify>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    /// What to wait for before asking the engine again.
-    wait: Wait,
-    /// Fires at the session's next keep-alive or end, or earlier: it is
-    /// re-armed only when that time comes closer or the timer has fired
-    /// (each re-arm is a timer-wheel update, and every event moves the
-    /// keep-alive time on). An early look at the engine sends nothing.
+    /// Keeps the path's entry in the registry.
+    _watch: Arc<Watch>,
+    follower: Arc<Follower>,
+    look: Look,
+    /// Fires at the session's next keep-alive or end, or earlier: the body
+    /// asks the engine then, and an early look sends nothing. Re-armed only
+    /// when that time comes closer or it has fired, so the events in between
+    /// (each moves the keep-alive time on) leave the timer alone.
     timer: Pin<Box<Sleep>>,
+    /// The time the timer is armed for (and was polled for, so it wakes
+    /// this task); `None` once it has fired.
+    armed_for: Option<ds_core::UnixMillis>,
 }
 
-enum Wait {
-    /// Nothing: ask now (the first look).
-    No,
-    /// The wake-up created before the last look (so no append after that
-    /// look is missed), or the time to look again anyway.
-    Until(OwnedNotified, ds_core::UnixMillis),
-    /// The engine ended the body.
+/// When the body asks for its next bytes.
+enum Look {
+    /// Now (the first look, or more is ready).
+    Now,
+    /// When the path advances, or by the armed timer.
+    Later,
+    /// Never: the engine ended the body.
     Ended,
 }
 
-impl SseBody {
-    /// The next bytes of the body, or `None` when it ends.
-    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, SseBody)> {
+impl http_body::Body for SseBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
         loop {
-            match std::mem::replace(&mut self.wait, Wait::No) {
-                Wait::No => {}
-                Wait::Ended => return None,
-                Wait::Until(notified, wake_at) => {
-                    // Shutdown wakes every waiter after setting the flag,
-                    // and `notified` was created before this look, so the
-                    // flag needs no future of its own (a `changed()` per
-                    // event cost ~10% of a delivery's instructions).
-                    if *self.shutdown.borrow() {
-                        return None;
+            let step = match this.look {
+                Look::Ended => return Poll::Ready(None),
+                Look::Now => this.ask_engine(),
+                Look::Later => {
+                    // Shutdown wakes every follower after setting the flag,
+                    // and the wake-up is registered before the flag is read.
+                    let woken = this.follower.poll_woken(cx.waker());
+                    if this.driver.stopping() {
+                        return Poll::Ready(None);
                     }
-                    let wait = wake_at.millis_since(self.driver.clock.now());
-                    let deadline = Instant::now() + Duration::from_millis(wait);
-                    if self.timer.is_elapsed() || deadline < self.timer.deadline() {
-                        self.timer.as_mut().reset(deadline);
-                    }
-                    // Biased: an append (the usual wake-up) is seen without
-                    // polling the timer.
-                    tokio::select! {
-                        biased;
-                        _ = notified => {}
-                        _ = &mut self.timer => {}
-                    }
-                    if *self.shutdown.borrow() {
-                        return None;
+                    if woken {
+                        let now = this.driver.clock.now();
+                        let session = &mut this.session;
+                        match this
+                            .follower
+                            .with_frame(|frame| frame.and_then(|f| session.follow(f, now)))
+                        {
+                            Some(step) => step,
+                            None => this.ask_engine(),
+                        }
+                    } else {
+                        match std::future::Future::poll(this.timer.as_mut(), cx) {
+                            Poll::Ready(()) => {
+                                this.armed_for = None;
+                                this.ask_engine()
+                            }
+                            Poll::Pending => return Poll::Pending,
+                        }
                     }
                 }
-            }
-            // `notify_waiters` reaches every `Notified` created before it,
-            // polled or not.
-            let notified = Arc::clone(&self.notify).notified_owned();
-            let session = &mut self.session;
-            let step = self.driver.with_engine(|e, now| e.sse_poll(session, now));
-            self.wait = match step.wake_at {
-                Some(at) => Wait::Until(notified, at),
-                None => Wait::Ended,
+            };
+            this.look = match step.wake_at {
+                Some(at) => this.arm(at, cx),
+                None => Look::Ended,
             };
             if !step.bytes.is_empty() {
-                return Some((Ok(Bytes::from(step.bytes)), self));
+                return Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(step.bytes)))));
             }
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.look, Look::Ended)
+    }
+}
+
+impl SseBody {
+    /// The next step from the engine (under its lock).
+    fn ask_engine(&mut self) -> ds_core::SseStep {
+        let session = &mut self.session;
+        self.driver.with_engine(|e, now| e.sse_poll(session, now))
+    }
+
+    /// Makes sure the timer fires by `at`: what to do next.
+    fn arm(&mut self, at: ds_core::UnixMillis, cx: &mut std::task::Context<'_>) -> Look {
+        if self.armed_for.is_some_and(|armed| armed <= at) {
+            return Look::Later;
+        }
+        let now = self.driver.clock.now();
+        if at <= now {
+            return Look::Now;
+        }
+        let deadline = Instant::now() + Duration::from_millis(at.millis_since(now));
+        self.timer.as_mut().reset(deadline);
+        // Polled once, so its firing wakes this task.
+        if std::future::Future::poll(self.timer.as_mut(), cx).is_ready() {
+            return Look::Now;
+        }
+        self.armed_for = Some(at);
+        Look::Later
     }
 }

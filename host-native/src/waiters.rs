@@ -1,36 +1,115 @@
-//! Parked long-polls and SSE bodies, keyed by stream path. The engine's
-//! events say which path advanced; everything parked on it is woken.
+//! Parked long-polls and followed SSE bodies, keyed by stream path. The
+//! engine's events say which path advanced; everything waiting on it is
+//! woken, and each SSE body that follows the path is handed the data event
+//! framed for it once ([`ds_core::LiveFrame`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use ds_core::LiveFrame;
+use futures_util::task::AtomicWaker;
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 /// Registry of per-path wake-ups.
 #[derive(Default)]
 pub struct Waiters {
-    map: Mutex<HashMap<String, Weak<Notify>>>,
+    map: Mutex<HashMap<String, Weak<Watch>>>,
     /// The map's length, updated under its lock: a write with no reader
     /// anywhere (the common case under write load) then needs neither the
-    /// lock nor a hash of its path. The engine calls `wake` after the
-    /// change it announces, under the engine lock, and a reader registers
-    /// before it looks at the engine under that same lock, so a reader that
-    /// could miss the change is always counted here.
+    /// lock nor a hash of its path. The engine's events are collected under
+    /// the engine lock after the change they announce, and a reader
+    /// registers before it looks at the engine under that same lock, so a
+    /// reader that could miss the change is always counted here.
     entries: AtomicUsize,
 }
 
+/// What waits on one path: parked long-polls, and the SSE bodies that
+/// follow it. Held by each of them; the registry keeps a weak reference.
+#[derive(Default)]
+pub struct Watch {
+    notify: Notify,
+    followers: Mutex<Vec<Weak<Follower>>>,
+}
+
+impl Watch {
+    /// A wake-up for the next event on the path (enable it before looking
+    /// at the engine).
+    pub fn notified(&self) -> Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Wakes the long-polls, and hands `frame` to every follower.
+    fn wake(&self, frame: Option<&LiveFrame>) {
+        self.notify.notify_waiters();
+        let mut followers = self.followers.lock().expect("followers lock");
+        followers.retain(|f| match f.upgrade() {
+            Some(f) => {
+                f.deliver(frame);
+                true
+            }
+            None => false,
+        });
+    }
+}
+
+/// One SSE body's wake-up. Written by whoever wakes the path, read only by
+/// the body's own task: a fan-out touches no lock or counter that all of
+/// its readers share, only each reader's own slot.
+#[derive(Default)]
+pub struct Follower {
+    waker: AtomicWaker,
+    woken: AtomicBool,
+    /// The data event of the last advance, when one was framed.
+    frame: Mutex<Option<LiveFrame>>,
+}
+
+impl Follower {
+    fn deliver(&self, frame: Option<&LiveFrame>) {
+        *self.frame.lock().expect("follower lock") = frame.cloned();
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Registers the task to wake, then takes the woken flag: true when the
+    /// path advanced since the last call (no wake-up is lost between the
+    /// two).
+    pub fn poll_woken(&self, waker: &std::task::Waker) -> bool {
+        self.waker.register(waker);
+        self.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// Calls `f` with the frame of the last advance, if any.
+    pub fn with_frame<R>(&self, f: impl FnOnce(Option<&LiveFrame>) -> R) -> R {
+        f(self.frame.lock().expect("follower lock").as_ref())
+    }
+}
+
 impl Waiters {
-    /// The notifier for `path`; hold it while waiting.
-    pub fn subscribe(&self, path: &str) -> Arc<Notify> {
+    /// The watch of `path`; hold it while waiting.
+    pub fn subscribe(&self, path: &str) -> Arc<Watch> {
         let mut map = self.map.lock().expect("waiters lock");
-        if let Some(n) = map.get(path).and_then(Weak::upgrade) {
-            return n;
+        if let Some(w) = map.get(path).and_then(Weak::upgrade) {
+            return w;
         }
-        let n = Arc::new(Notify::new());
-        map.insert(path.to_string(), Arc::downgrade(&n));
+        let w = Arc::new(Watch::default());
+        map.insert(path.to_string(), Arc::downgrade(&w));
         self.entries.store(map.len(), Ordering::Relaxed);
-        n
+        w
+    }
+
+    /// Registers a follower of `path` (an SSE body): woken, with the
+    /// advance's frame, by every event on the path until it is dropped.
+    pub fn follow(&self, path: &str) -> (Arc<Watch>, Arc<Follower>) {
+        let watch = self.subscribe(path);
+        let follower = Arc::new(Follower::default());
+        watch
+            .followers
+            .lock()
+            .expect("followers lock")
+            .push(Arc::downgrade(&follower));
+        (watch, follower)
     }
 
     /// True while anything may be parked on any path.
@@ -38,39 +117,61 @@ impl Waiters {
         self.entries.load(Ordering::Relaxed) > 0
     }
 
-    /// True while a reader is parked on `path` (or an SSE body follows it).
-    pub fn is_watched(&self, path: &str) -> bool {
+    fn watch(&self, path: &str) -> Option<Arc<Watch>> {
         if !self.any() {
-            return false;
+            return None;
         }
         self.map
             .lock()
             .expect("waiters lock")
             .get(path)
-            .is_some_and(|w| w.strong_count() > 0)
+            .and_then(Weak::upgrade)
     }
 
-    /// Wakes everything parked on `path`.
-    pub fn wake(&self, path: &str) {
+    /// True while a reader is parked on `path` (or an SSE body follows it).
+    pub fn is_watched(&self, path: &str) -> bool {
+        self.watch(path).is_some()
+    }
+
+    /// True while an SSE body follows `path` (a frame for it is worth
+    /// making).
+    pub fn is_followed(&self, path: &str) -> bool {
+        // A follower dropped since the last wake is still listed: at worst
+        // one frame is made for nobody.
+        self.watch(path)
+            .is_some_and(|w| !w.followers.lock().expect("followers lock").is_empty())
+    }
+
+    /// Wakes everything parked on `path`, handing followers `frame`.
+    pub fn wake(&self, path: &str, frame: Option<&LiveFrame>) {
         if !self.any() {
             return;
         }
-        let mut map = self.map.lock().expect("waiters lock");
-        match map.get(path).and_then(Weak::upgrade) {
-            Some(n) => n.notify_waiters(),
-            None => {
-                if map.remove(path).is_some() {
-                    self.entries.store(map.len(), Ordering::Relaxed);
+        let watch = {
+            let mut map = self.map.lock().expect("waiters lock");
+            match map.get(path).and_then(Weak::upgrade) {
+                Some(w) => w,
+                None => {
+                    if map.remove(path).is_some() {
+                        self.entries.store(map.len(), Ordering::Relaxed);
+                    }
+                    return;
                 }
             }
-        }
+        };
+        // Outside the registry's lock: a fan-out to many followers does not
+        // hold up readers registering on other paths.
+        watch.wake(frame);
     }
 
     /// Wakes everything parked on any path (shutdown).
     pub fn wake_all(&self) {
-        let map = self.map.lock().expect("waiters lock");
-        for n in map.values().filter_map(Weak::upgrade) {
-            n.notify_waiters();
+        let watches: Vec<_> = {
+            let map = self.map.lock().expect("waiters lock");
+            map.values().filter_map(Weak::upgrade).collect()
+        };
+        for w in watches {
+            w.wake(None);
         }
     }
 
@@ -85,12 +186,13 @@ impl Waiters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::Waker;
 
     #[test]
     fn wakes_reach_subscribers_and_the_count_follows_the_map() {
         let w = Waiters::default();
         // Nobody waits: nothing to look up, nothing recorded.
-        w.wake("/a");
+        w.wake("/a", None);
         assert!(!w.is_watched("/a"));
 
         let n = w.subscribe("/a");
@@ -100,9 +202,10 @@ mod tests {
             notified.as_mut().enable();
             assert!(w.is_watched("/a"));
             assert!(!w.is_watched("/b"));
-            w.wake("/b");
-            w.wake("/a");
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(!w.is_followed("/a"), "a long-poll is no follower");
+            w.wake("/b", None);
+            w.wake("/a", None);
+            let mut cx = std::task::Context::from_waker(Waker::noop());
             let woken = std::future::Future::poll(notified.as_mut(), &mut cx);
             assert!(woken.is_ready(), "the subscriber was woken");
         }
@@ -115,11 +218,36 @@ mod tests {
         let again = w.subscribe("/a");
         assert_eq!(w.entries.load(Ordering::Relaxed), 1);
         drop(again);
-        w.wake("/a");
+        w.wake("/a", None);
         assert_eq!(
             w.entries.load(Ordering::Relaxed),
             0,
             "a dead entry is dropped on wake"
         );
+    }
+
+    #[test]
+    fn followers_are_woken_once_per_advance_and_leave_when_dropped() {
+        let w = Waiters::default();
+        let (watch, f) = w.follow("/s");
+        let (_watch2, g) = w.follow("/s");
+        assert!(w.is_followed("/s"));
+        assert!(!f.poll_woken(Waker::noop()), "nothing happened yet");
+
+        w.wake("/s", None);
+        assert!(f.poll_woken(Waker::noop()));
+        assert!(!f.poll_woken(Waker::noop()), "the flag is taken once");
+        assert!(g.poll_woken(Waker::noop()));
+        assert!(f.with_frame(|frame| frame.is_none()));
+
+        // A dropped follower is forgotten on the next wake; the watch stays
+        // while anyone holds it.
+        drop(g);
+        w.wake("/s", None);
+        assert_eq!(watch.followers.lock().unwrap().len(), 1);
+        drop(f);
+        w.wake("/s", None);
+        assert!(!w.is_followed("/s"));
+        assert!(w.is_watched("/s"));
     }
 }

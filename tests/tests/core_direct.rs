@@ -196,7 +196,9 @@ fn staged_writes_are_invisible_until_committed() {
     assert_eq!(
         drain(&mut e),
         vec![Event::Advanced {
-            path: stream_path("s")
+            path: stream_path("s"),
+            // Where "a" ended: a reader that had it all sits there.
+            from: 1,
         }]
     );
     match e.resume(poll, START) {

@@ -462,11 +462,16 @@ impl<S: Store> Engine<S> {
             }
         }
         self.commit_now().map_err(store_error)?;
+        let mut from = 0;
         if let Some(state) = self.streams.get_mut(&inc.path) {
             state.visible = Visible::of(&meta);
+            // An imported stream is new to every reader: no live reader
+            // sits at its tail, so no frame is made for it.
+            from = state.visible.tail;
         }
         self.emit(Event::Advanced {
             path: inc.path.clone(),
+            from,
         });
         ids.insert(inc.entry.id, (inc.path.clone(), meta.id));
         if meta.soft_deleted {

@@ -309,11 +309,13 @@ impl<S: Store> Engine<S> {
             .filter(|s| s.meta.id == p.id)?;
         let v = &mut state.visible;
         let created = !v.exists;
+        let from = v.tail;
         v.exists = true;
         v.tail = v.tail.max(p.tail);
         v.closed |= p.closed;
         self.events.push_back(Event::Advanced {
             path: p.path.clone(),
+            from,
         });
         Some(created)
     }

@@ -3,10 +3,11 @@
 //! event, and end at EOF or after the reconnect interval (§10.2).
 
 use crate::config::Config;
-use crate::cursor::next_cursor;
+use crate::cursor::{interval, next_cursor, Jitter};
 use crate::engine::read::View;
 use crate::engine::Engine;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::offset::{push_decimal, Offset, MAX_POSITION};
 use crate::sse::{push_data_event, DataEncoding, KEEP_ALIVE};
@@ -101,7 +102,6 @@ impl<S: Store> Engine<S> {
                 }
             }
         };
-        let json = session.json;
         let max_chunk = self.config.max_chunk_bytes.max(1);
         let mut budget = 4 * max_chunk;
         while session.position < meta.tail && budget > 0 {
@@ -119,37 +119,15 @@ impl<S: Store> Engine<S> {
                 }
                 None => {
                     // The first reader of this range frames it for all.
-                    let view = match self.streams.get(&session.path) {
-                        Some(s) => View::of(s),
-                        None => {
-                            return SseStep {
-                                bytes: out,
-                                wake_at: None,
-                            }
-                        }
+                    let Some(frame) = self.frame_range(&session.path, &key, session.json) else {
+                        return SseStep {
+                            bytes: out,
+                            wake_at: None,
+                        };
                     };
-                    let chunk = match self.read_chunk(&session.path, &view, session.position, false)
-                    {
-                        Ok(c) => c,
-                        Err(_) => {
-                            return SseStep {
-                                bytes: out,
-                                wake_at: None,
-                            }
-                        }
-                    };
-                    let mut event = Vec::new();
-                    if chunk.next > session.position && !(json && chunk.records == 0) {
-                        push_data_event(&mut event, &chunk.body.contiguous(), session.encoding);
-                    }
-                    out.extend_from_slice(&event);
-                    let frame = Frame {
-                        event,
-                        next: chunk.next,
-                        size: chunk.body.len(),
-                    };
+                    out.extend_from_slice(&frame.event);
                     let at = (frame.next, frame.size);
-                    self.sse_frames.put(key, frame);
+                    self.sse_frames.put(key, Arc::new(frame));
                     at
                 }
             };
@@ -158,14 +136,14 @@ impl<S: Store> Engine<S> {
             }
             budget = budget.saturating_sub(size);
             session.position = next;
-            self.push_control(&mut out, session, &meta, now);
+            session.push_control(&mut out, &meta, now, &mut self.jitter);
         }
         let at_tail = session.position >= meta.tail;
         // PROTOCOL §5.8 / §8: the first control event reports the tail, and
         // a stream closed at the tail always gets its final closed control
         // (also when the close came without data).
         if at_tail && (!session.sent_control || (meta.closed && !session.sent_closed)) {
-            self.push_control(&mut out, session, &meta, now);
+            session.push_control(&mut out, &meta, now, &mut self.jitter);
         }
         if at_tail && meta.closed {
             return SseStep {
@@ -192,37 +170,136 @@ impl<S: Store> Engine<S> {
         if !out.is_empty() {
             session.idle_since = now;
         }
-        let keep_alive = session.idle_since.plus_millis(session.keep_alive_ms);
         SseStep {
             bytes: out,
-            wake_at: Some(keep_alive.min(session.end_at)),
+            wake_at: Some(session.next_look()),
         }
+    }
+
+    /// The data event for sessions at `from` of the stream at `path`, made
+    /// once when its data became visible, so every session following the
+    /// stream can send it without calling the engine (see
+    /// [`SseSession::follow`]). `None` when the stream is gone, expired or
+    /// closed, `from` is not below its tail, or the range takes more than
+    /// one event: those sessions take [`Engine::sse_poll`].
+    pub fn live_frame(&mut self, path: &str, from: u64, now: UnixMillis) -> Option<LiveFrame> {
+        let s = self.streams.get(path)?;
+        if s.meta.soft_deleted || s.meta.is_expired(now) || s.visible.closed {
+            return None;
+        }
+        let (id, tail) = (s.meta.id, s.visible.tail);
+        if from >= tail {
+            return None;
+        }
+        let encoding = DataEncoding::for_content_type(&s.meta.content_type);
+        let json = crate::json::is_json(&s.meta.content_type);
+        let key = FrameKey {
+            id,
+            from,
+            tail,
+            max_chunk: self.config.max_chunk_bytes.max(1),
+            encoding,
+        };
+        let frame = match self.sse_frames.get(&key) {
+            Some(frame) => Arc::clone(frame),
+            None => {
+                let frame = Arc::new(self.frame_range(path, &key, json)?);
+                self.sse_frames.put(key, Arc::clone(&frame));
+                frame
+            }
+        };
+        // One event up to the tail; anything else is the slow path's.
+        (frame.next == tail).then_some(LiveFrame {
+            id,
+            from,
+            encoding,
+            frame,
+        })
+    }
+
+    /// Reads and frames the chunk at `key.from` (what every session at that
+    /// position sends next); `None` when the stream cannot be read.
+    fn frame_range(&self, path: &str, key: &FrameKey, json: bool) -> Option<Frame> {
+        let view = View::of(self.streams.get(path)?);
+        let chunk = self.read_chunk(path, &view, key.from, false).ok()?;
+        let mut event = Vec::new();
+        if chunk.next > key.from && !(json && chunk.records == 0) {
+            push_data_event(&mut event, &chunk.body.contiguous(), key.encoding);
+        }
+        Some(Frame {
+            event,
+            next: chunk.next,
+            size: chunk.body.len(),
+        })
+    }
+}
+
+impl SseSession {
+    /// The step [`Engine::sse_poll`] would take for this session at `now`
+    /// when `live` is the only news, without the engine: `Some` when the
+    /// session sits at the frame's start with everything before it sent,
+    /// and the frame carries the stream up to its tail. `None` otherwise;
+    /// then call [`Engine::sse_poll`] (nothing of the session has changed).
+    pub fn follow(&mut self, live: &LiveFrame, now: UnixMillis) -> Option<SseStep> {
+        let frame = &live.frame;
+        let fits = live.id == self.id
+            && live.from == self.position
+            && live.encoding == self.encoding
+            && frame.next > self.position
+            // A cursor was sent: the next one needs no jitter (§10.1).
+            && self.last_cursor.is_some()
+            && now < self.end_at;
+        if !fits {
+            return None;
+        }
+        let mut out = Vec::with_capacity(frame.event.len() + CONTROL_BYTES);
+        out.extend_from_slice(&frame.event);
+        self.position = frame.next;
+        let at = Live {
+            id: live.id,
+            tail: frame.next,
+            closed: false,
+        };
+        // With a last cursor set, the jitter is never drawn.
+        self.push_control(&mut out, &at, now, &mut Jitter::new(0));
+        self.idle_since = now;
+        Some(SseStep {
+            bytes: out,
+            wake_at: Some(self.next_look()),
+        })
+    }
+
+    /// When an idle session looks again: its next keep-alive, or its end.
+    fn next_look(&self) -> UnixMillis {
+        self.idle_since
+            .plus_millis(self.keep_alive_ms)
+            .min(self.end_at)
     }
 
     fn push_control(
         &mut self,
         out: &mut Vec<u8>,
-        session: &mut SseSession,
         meta: &Live,
         now: UnixMillis,
+        jitter: &mut Jitter,
     ) {
-        let at_tail = session.position >= meta.tail;
+        let at_tail = self.position >= meta.tail;
         // Framed by hand (this runs once per reader per append): one
         // `event: control` frame whose data line is the JSON object below.
         out.extend_from_slice(b"event: control\ndata:{\"streamNextOffset\":\"");
-        push_offset_token(out, session.position);
+        push_offset_token(out, self.position);
         out.push(b'"');
         if at_tail && meta.closed {
-            session.sent_closed = true;
+            self.sent_closed = true;
             out.extend_from_slice(b",\"streamClosed\":true,\"upToDate\":true");
         } else {
             // The client's cursor decides the first value; later ones only
             // follow the clock, never going backwards.
-            let cursor = match session.last_cursor {
-                Some(last) => last.max(next_cursor(now, None, &mut self.jitter)),
-                None => next_cursor(now, session.cursor.as_deref(), &mut self.jitter),
+            let cursor = match self.last_cursor {
+                Some(last) => last.max(interval(now)),
+                None => next_cursor(now, self.cursor.as_deref(), jitter),
             };
-            session.last_cursor = Some(cursor);
+            self.last_cursor = Some(cursor);
             out.extend_from_slice(b",\"streamCursor\":\"");
             push_decimal(out, cursor);
             out.push(b'"');
@@ -231,13 +308,15 @@ impl<S: Store> Engine<S> {
             }
         }
         out.extend_from_slice(b"}\n\n");
-        session.sent_control = true;
+        self.sent_control = true;
     }
 }
 
 /// Bytes reserved for one step's output: a small data event with its
 /// control event fit.
 const SMALL_STEP: usize = 512;
+/// Room for one control event (offset token, cursor, flags).
+const CONTROL_BYTES: usize = 128;
 
 /// The state of a live stream one SSE step reads.
 struct Live {
@@ -269,6 +348,24 @@ struct Frame {
     size: usize,
 }
 
+/// A data event of a stream, framed once when its data became visible, for
+/// the SSE sessions that sit where it starts ([`Engine::live_frame`],
+/// [`SseSession::follow`]). Cheap to share between threads.
+#[derive(Debug, Clone)]
+pub struct LiveFrame {
+    id: StreamId,
+    from: u64,
+    encoding: DataEncoding,
+    frame: Arc<Frame>,
+}
+
+impl LiveFrame {
+    /// The stream position the frame starts at.
+    pub fn from(&self) -> u64 {
+        self.from
+    }
+}
+
 /// Data events recently framed for SSE sessions. When many sessions follow
 /// one stream, every append wakes them all and each asks for the same range;
 /// the first reads and frames it, the rest copy its bytes, so the store is
@@ -280,7 +377,7 @@ struct Frame {
 /// most [`FRAME_MAX_BYTES`] each.
 #[derive(Debug, Default)]
 pub(crate) struct SseFrames {
-    entries: VecDeque<(FrameKey, Frame)>,
+    entries: VecDeque<(FrameKey, Arc<Frame>)>,
 }
 
 /// Entries kept (most recent first).
@@ -289,11 +386,11 @@ const FRAMES_KEPT: usize = 8;
 const FRAME_MAX_BYTES: usize = 64 * 1024;
 
 impl SseFrames {
-    fn get(&self, key: &FrameKey) -> Option<&Frame> {
+    fn get(&self, key: &FrameKey) -> Option<&Arc<Frame>> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, f)| f)
     }
 
-    fn put(&mut self, key: FrameKey, frame: Frame) {
+    fn put(&mut self, key: FrameKey, frame: Arc<Frame>) {
         if frame.event.len() > FRAME_MAX_BYTES {
             return;
         }
@@ -355,10 +452,12 @@ mod tests {
             max_chunk: 10,
             encoding: DataEncoding::Text,
         };
-        let frame = |len| Frame {
-            event: vec![b'x'; len],
-            next: 100,
-            size: len,
+        let frame = |len| {
+            Arc::new(Frame {
+                event: vec![b'x'; len],
+                next: 100,
+                size: len,
+            })
         };
         for from in 0..20 {
             frames.put(key(from), frame(3));
