@@ -20,6 +20,8 @@
 
 use ds_core::{Batch, Op, Record};
 
+use super::medium::LogRead;
+
 /// Bytes before a frame's payload.
 pub const HEADER: usize = 8;
 
@@ -96,7 +98,7 @@ pub type Decoded = (Batch, Vec<u64>);
 /// space for the payload, reused from frame to frame.
 fn read_frame(
     segment: u64,
-    file: &dyn super::medium::LogRead,
+    file: &mut impl ReadAt,
     at: u64,
     limit: u64,
     buf: &mut Vec<u8>,
@@ -129,19 +131,73 @@ fn read_frame(
 }
 
 /// Every frame of segment `segment` from its start, with where each ends,
-/// until the log ends or reaches `limit` (see [`read_frame`]).
+/// until the log ends or reaches `limit` (see [`read_frame`]). The segment
+/// is read ahead in windows of [`WINDOW`] bytes: a frame costs a copy, not
+/// two system calls (the checkpointer made ~12k reads a second under load).
 pub fn frames(
     segment: u64,
-    file: &dyn super::medium::LogRead,
+    file: &dyn LogRead,
     limit: u64,
 ) -> impl Iterator<Item = (Decoded, u64)> + '_ {
     let mut at = 0;
     let mut buf = Vec::new();
+    let mut ahead = Ahead {
+        file,
+        limit,
+        start: 0,
+        window: Vec::new(),
+    };
     std::iter::from_fn(move || {
-        let (frame, next) = read_frame(segment, file, at, limit, &mut buf)?;
+        let (frame, next) = read_frame(segment, &mut ahead, at, limit, &mut buf)?;
         at = next;
         Some((frame, next))
     })
+}
+
+/// Bytes a sequential read of a segment fetches at a time.
+pub const WINDOW: usize = 256 << 10;
+
+/// What [`read_frame`] reads from.
+trait ReadAt {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+/// A segment read front to back through one window: reads inside it are
+/// copies; one outside it refills it from there (up to `limit`). A frame
+/// larger than the window is read directly.
+struct Ahead<'a> {
+    file: &'a dyn LogRead,
+    limit: u64,
+    /// Where `window` starts in the segment.
+    start: u64,
+    window: Vec<u8>,
+}
+
+impl ReadAt for Ahead<'_> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let inside = offset
+            .checked_sub(self.start)
+            .map(|from| from as usize)
+            .filter(|from| from + buf.len() <= self.window.len());
+        if let Some(from) = inside {
+            buf.copy_from_slice(&self.window[from..from + buf.len()]);
+            return Ok(());
+        }
+        if buf.len() >= WINDOW {
+            return self.file.read_at(offset, buf);
+        }
+        let len = (self.limit.saturating_sub(offset).min(WINDOW as u64) as usize).max(buf.len());
+        self.window.resize(len, 0);
+        if self.file.read_at(offset, &mut self.window).is_err() {
+            // Past what can be read ahead (an error near the segment's
+            // end): just what was asked for.
+            self.window.clear();
+            return self.file.read_at(offset, buf);
+        }
+        self.start = offset;
+        buf.copy_from_slice(&self.window[..buf.len()]);
+        Ok(())
+    }
 }
 
 fn decode_payload(payload: &[u8]) -> Option<(Batch, Vec<u64>)> {
@@ -356,9 +412,68 @@ mod tests {
         // A limit inside the first frame: nothing is read.
         let mut buf = Vec::new();
         let limit = a.len() as u64 - 1;
-        assert!(read_frame(5, &Bytes(&seg), 0, limit, &mut buf).is_none());
+        let mut ahead = Ahead {
+            file: &Bytes(&seg),
+            limit,
+            start: 0,
+            window: Vec::new(),
+        };
+        assert!(read_frame(5, &mut ahead, 0, limit, &mut buf).is_none());
         assert!(buf.is_empty());
         // The limit bounds what is read even where the bytes go on.
         assert_eq!(frames(5, &Bytes(&seg), a.len() as u64).count(), 1);
+    }
+
+    /// Counts the reads that reach the file.
+    struct Counted<'a>(Bytes<'a>, std::sync::atomic::AtomicUsize);
+
+    impl super::super::medium::LogRead for Counted<'_> {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.read_at(offset, buf)
+        }
+
+        fn size(&self) -> io::Result<u64> {
+            self.0.size()
+        }
+    }
+
+    #[test]
+    fn a_segment_is_read_a_window_at_a_time() {
+        // ~1 MiB of small frames, and one frame larger than a window.
+        let mut seg = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..4000u64 {
+            let data = if i == 2000 {
+                vec![7u8; WINDOW + 10]
+            } else {
+                vec![i as u8; 200]
+            };
+            let batch = Batch {
+                ops: vec![Op::Append {
+                    path: "/s/a".into(),
+                    id: 1,
+                    record: Record { start: i, data },
+                    mergeable: true,
+                }],
+            };
+            seg.extend(encode(9, &batch, payload_len(&batch)).0);
+            expected.push(batch);
+        }
+        let valid = seg.len();
+        seg.extend([0u8; 100]);
+        let file = Counted(Bytes(&seg), Default::default());
+        let read: Vec<Batch> = frames(9, &file, seg.len() as u64)
+            .map(|((b, _), _)| b)
+            .collect();
+        assert_eq!(read, expected, "every frame, byte for byte");
+        let reads = file.1.load(std::sync::atomic::Ordering::Relaxed);
+        // Windows over the small frames, plus the large frame's own reads.
+        assert!(
+            reads <= valid / WINDOW + 6,
+            "{reads} reads for {valid} bytes"
+        );
+        // And the log still ends where the frames do.
+        assert_eq!(decode_all(9, &seg).1, valid);
     }
 }
