@@ -1,0 +1,120 @@
+//! SSE fan-out end to end, in both storage modes: readers that follow the
+//! tail (sent from the frame each append makes for them), a reader that
+//! joins late and catches up (sent by the engine), and concurrent writers
+//! all end with exactly the stream's messages, in its order, once each, and
+//! the final `streamClosed` control event.
+
+mod support;
+
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{request, Server};
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// The messages of every `event: data` of an SSE body, in order, and
+/// whether its last control event said `streamClosed`.
+fn messages(sse: &[u8]) -> (Vec<Value>, bool) {
+    let text = String::from_utf8(sse.to_vec()).expect("SSE is text");
+    let (mut out, mut closed) = (Vec::new(), false);
+    for event in text.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let mut kind = "";
+        let mut data = Vec::new();
+        for line in event.lines() {
+            if let Some(k) = line.strip_prefix("event:") {
+                kind = k.trim();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                data.push(d);
+            }
+        }
+        let data: Value = match data.is_empty() {
+            true => continue,
+            false => serde_json::from_str(&data.join("\n")).expect("data is JSON"),
+        };
+        match kind {
+            "data" => out.extend(data.as_array().expect("a JSON array").iter().cloned()),
+            "control" => closed = data["streamClosed"] == Value::Bool(true),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    (out, closed)
+}
+
+fn follow(server: &Server, target: String) -> thread::JoinHandle<Vec<u8>> {
+    let addr = server.addr;
+    thread::spawn(move || {
+        let r = request(addr, "GET", &target, &[], b"").expect("SSE read");
+        assert_eq!(r.status, 200);
+        r.body
+    })
+}
+
+fn fan_out(extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), extra);
+    let path = "/v1/stream/fan";
+    let created = request(server.addr, "PUT", path, &[JSON], b"").unwrap();
+    assert_eq!(created.status, 201);
+
+    let live = |offset: &str| format!("{path}?offset={offset}&live=sse");
+    let followers: Vec<_> = (0..12).map(|_| follow(&server, live("-1"))).collect();
+    // Every follower is at the tail before the first append.
+    thread::sleep(Duration::from_millis(300));
+
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let addr = server.addr;
+            thread::spawn(move || {
+                for i in 0..60 {
+                    let body = format!(r#"{{"w":{w},"i":{i},"pad":"{}"}}"#, "x".repeat(i * 7));
+                    let r = request(addr, "POST", path, &[JSON], body.as_bytes()).unwrap();
+                    assert_eq!(r.status, 204);
+                }
+            })
+        })
+        .collect();
+    // One reader joins while the writers run: it starts behind.
+    thread::sleep(Duration::from_millis(20));
+    let late = follow(&server, live("-1"));
+    for w in writers {
+        w.join().unwrap();
+    }
+    let closed = request(
+        server.addr,
+        "POST",
+        path,
+        &[JSON, ("stream-closed", "true")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(closed.status, 204);
+
+    let all = request(server.addr, "GET", &format!("{path}?offset=-1"), &[], b"").unwrap();
+    let expected: Vec<Value> = serde_json::from_slice::<Value>(&all.body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(expected.len(), 180);
+    for (n, reader) in followers.into_iter().chain([late]).enumerate() {
+        let (got, closed) = messages(&reader.join().unwrap());
+        assert_eq!(got.len(), expected.len(), "reader {n} ({extra:?})");
+        assert!(
+            got == expected,
+            "reader {n} ({extra:?}): same messages, same order"
+        );
+        assert!(closed, "reader {n} ({extra:?}) saw the stream closed");
+    }
+}
+
+#[test]
+fn every_sse_reader_gets_each_message_once_in_order_durable() {
+    fan_out(&[]);
+}
+
+#[test]
+fn every_sse_reader_gets_each_message_once_in_order_memory() {
+    fan_out(&["--memory"]);
+}
