@@ -45,20 +45,30 @@ fn append(e: &mut Engine<MemStore>, path: &str, content_type: &str, body: &[u8],
     assert_eq!(send(e, req, now).status, 204);
 }
 
-/// An SSE session from the start of `path`, after its first step.
-fn follower(e: &mut Engine<MemStore>, path: &str, now: UnixMillis) -> SseSession {
+/// The SSE session of a `GET path?query` (before its first step).
+fn open(e: &mut Engine<MemStore>, path: &str, query: &str, now: UnixMillis) -> SseSession {
     let mut req = Request::new(Method::Get, path);
-    req.query = "offset=-1&live=sse".into();
-    let mut session = match send(e, req, now).body {
+    req.query = query.into();
+    match send(e, req, now).body {
         Body::Sse(s) => s,
         other => panic!("not an SSE body: {other:?}"),
-    };
+    }
+}
+
+/// An SSE session of `path` from `query`, after its first step.
+fn follower_from(e: &mut Engine<MemStore>, path: &str, query: &str, now: UnixMillis) -> SseSession {
+    let mut session = open(e, path, query, now);
     let first = e.sse_poll(&mut session, now);
     assert!(
         !first.bytes.is_empty(),
         "the first step sends a control event"
     );
     session
+}
+
+/// An SSE session from the start of `path`, after its first step.
+fn follower(e: &mut Engine<MemStore>, path: &str, now: UnixMillis) -> SseSession {
+    follower_from(e, path, "offset=-1&live=sse", now)
 }
 
 /// Where `path` was before each change since the last call.
@@ -117,15 +127,9 @@ fn a_client_cursor_echo_is_kept_ahead_of_on_the_fast_path_too() {
     let path = "/v1/stream/cursor";
     let now = T0;
     create(&mut e, path, "text/plain", now);
-    let mut req = Request::new(Method::Get, path);
     // A cursor far ahead of the clock: the first control jumps past it, and
     // later ones never go back.
-    req.query = "offset=-1&live=sse&cursor=99999999".into();
-    let mut session = match send(&mut e, req, now).body {
-        Body::Sse(s) => s,
-        other => panic!("not an SSE body: {other:?}"),
-    };
-    e.sse_poll(&mut session, now);
+    let session = follower_from(&mut e, path, "offset=-1&live=sse&cursor=99999999", now);
     advanced_from(&mut e, path);
     append(&mut e, path, "text/plain", b"x", now);
     let frame = frame_of_last_append(&mut e, path, now);
@@ -152,11 +156,12 @@ fn sessions_the_frame_does_not_fit_take_the_engine() {
     assert_eq!(format!("{behind:?}"), format!("{session:?}"), "unchanged");
 
     // Not started: no control event (and cursor) sent yet.
-    let mut req = Request::new(Method::Get, path);
-    req.query = format!("offset={}&live=sse", "0000000000000000_0000000000000003");
-    let Body::Sse(mut fresh) = send(&mut e, req, now).body else {
-        panic!("not an SSE body");
-    };
+    let mut fresh = open(
+        &mut e,
+        path,
+        "offset=0000000000000000_0000000000000003&live=sse",
+        now,
+    );
     assert_eq!(fresh.follow(&frame, now), None);
 
     // Past its reconnect time: the engine ends it.

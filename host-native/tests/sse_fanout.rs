@@ -7,7 +7,7 @@
 mod support;
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{request, Server};
@@ -51,6 +51,23 @@ fn follow(server: &Server, target: String) -> thread::JoinHandle<Vec<u8>> {
     })
 }
 
+/// Waits until the server counts `n` SSE bodies open (its metrics).
+fn wait_for_sse_readers(server: &Server, n: usize) {
+    let want = format!("ds_live_readers{{mode=\"sse\"}} {n}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap();
+        if String::from_utf8_lossy(&metrics.body)
+            .lines()
+            .any(|l| l == want)
+        {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{n} SSE readers never connected");
+}
+
 fn fan_out(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), extra);
@@ -61,7 +78,7 @@ fn fan_out(extra: &[&str]) {
     let live = |offset: &str| format!("{path}?offset={offset}&live=sse");
     let followers: Vec<_> = (0..12).map(|_| follow(&server, live("-1"))).collect();
     // Every follower is at the tail before the first append.
-    thread::sleep(Duration::from_millis(300));
+    wait_for_sse_readers(&server, 12);
 
     let writers: Vec<_> = (0..3)
         .map(|w| {
@@ -76,7 +93,6 @@ fn fan_out(extra: &[&str]) {
         })
         .collect();
     // One reader joins while the writers run: it starts behind.
-    thread::sleep(Duration::from_millis(20));
     let late = follow(&server, live("-1"));
     for w in writers {
         w.join().unwrap();

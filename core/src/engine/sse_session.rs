@@ -359,13 +359,6 @@ pub struct LiveFrame {
     frame: Arc<Frame>,
 }
 
-impl LiveFrame {
-    /// The stream position the frame starts at.
-    pub fn from(&self) -> u64 {
-        self.from
-    }
-}
-
 /// Data events recently framed for SSE sessions. When many sessions follow
 /// one stream, every append wakes them all and each asks for the same range;
 /// the first reads and frames it, the rest copy its bytes, so the store is
