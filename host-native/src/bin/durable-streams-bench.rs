@@ -82,6 +82,18 @@ const WITH_BASELINE: &[&str] = &["append-many", "append-hot", "json-append", "ap
 /// do (no ratio): the SSE fan-out (see `bare.rs`).
 const WITH_FLOOR: &[&str] = &["fanout-sse"];
 
+/// Scenarios run `--rounds` times, alternating targets: the throughputs,
+/// and the fan-outs (one round's p99 is the tail of one sample of 500
+/// readers; it moved by a millisecond between runs of the same binary).
+const WITH_ROUNDS: &[&str] = &[
+    "append-many",
+    "append-hot",
+    "json-append",
+    "append-c1",
+    "fanout-sse",
+    "fanout-longpoll",
+];
+
 /// True when the bare server runs `scenario` too.
 fn bare_runs(scenario: &str) -> bool {
     WITH_BASELINE.contains(&scenario) || WITH_FLOOR.contains(&scenario)
@@ -100,7 +112,8 @@ struct RunArgs {
     /// many-streams, restart.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
-    /// Rounds of the append scenarios (bare and targets alternate each round).
+    /// Rounds of the append and fan-out scenarios (bare and targets
+    /// alternate each round; the results are the medians).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Skip the bare hyper baseline.
@@ -288,7 +301,7 @@ async fn run(args: RunArgs) -> Result<bool, String> {
     let mut records = Vec::new();
     for scenario in &scenarios {
         let with_bare = bare_runs(scenario) && !args.no_bare;
-        let rounds = if WITH_BASELINE.contains(&scenario.as_str()) {
+        let rounds = if WITH_ROUNDS.contains(&scenario.as_str()) {
             args.rounds.max(1)
         } else {
             1
@@ -604,8 +617,12 @@ fn headline(scenario: &str, r: &Report) -> String {
     }
 }
 
-/// Per scenario and target: the median of every metric over rounds, the
-/// ratio to bare hyper (append scenarios), and error counts.
+/// Counts of failures, summed over rounds (every other metric is a median).
+const SUMMED: &[&str] = &["lost", "duplicates", "unacknowledged_seen"];
+
+/// Per scenario and target: the median of every metric over rounds (the
+/// sum of the failure counts in [`SUMMED`]), the ratio to bare hyper
+/// (append scenarios), and error counts.
 fn summarize(records: &[RunRecord], scenarios: &[String], names: &[String]) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     for s in scenarios {
@@ -630,7 +647,13 @@ fn summarize(records: &[RunRecord], scenarios: &[String], names: &[String]) -> s
             let mut med = BTreeMap::new();
             for k in keys {
                 let vals: Vec<f64> = runs.iter().map(|r| m(&r.report, k)).collect();
-                med.insert(k.clone(), stats::median(&vals));
+                // A loss in one round must not vanish in a median.
+                let v = if SUMMED.contains(&k.as_str()) {
+                    vals.iter().sum()
+                } else {
+                    stats::median(&vals)
+                };
+                med.insert(k.clone(), v);
             }
             let mut entry = serde_json::Map::new();
             if WITH_BASELINE.contains(&s.as_str()) && !bare_rates.is_empty() {
@@ -774,4 +797,36 @@ fn markdown(summary: &serde_json::Value, scenarios: &[String], names: &[String])
         t.push('\n');
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(round: usize, p99: f64, lost: f64) -> RunRecord {
+        let mut report = Report::default();
+        report.metrics.insert("p99_ms".into(), p99);
+        report.metrics.insert("lost".into(), lost);
+        RunRecord {
+            scenario: "fanout-sse".into(),
+            target: "ours".into(),
+            round,
+            load1: 0.0,
+            report,
+        }
+    }
+
+    #[test]
+    fn rounds_give_medians_but_failures_add_up() {
+        let records = [
+            record(0, 5.0, 0.0),
+            record(1, 9.0, 0.0),
+            record(2, 6.0, 3.0),
+        ];
+        let summary = summarize(&records, &["fanout-sse".into()], &["ours".into()]);
+        let ours = &summary["fanout-sse"]["ours"];
+        assert_eq!(ours["median"]["p99_ms"], 6.0);
+        assert_eq!(ours["median"]["lost"], 3.0, "a loss in one round shows");
+        assert_eq!(ours["rounds"], 3);
+    }
 }
