@@ -54,6 +54,10 @@ impl Watch {
     }
 }
 
+/// Largest frame a follower's slot keeps after reading it (the size the
+/// engine's own frame cache keeps).
+const KEEP_FRAME_MAX: usize = 64 << 10;
+
 /// One SSE body's wake-up. Written by whoever wakes the path, read only by
 /// the body's own task: a fan-out touches no lock or counter that all of
 /// its readers share, only each reader's own slot.
@@ -80,9 +84,20 @@ impl Follower {
         self.woken.swap(false, Ordering::AcqRel)
     }
 
-    /// Calls `f` with the frame of the last advance, if any.
+    /// Calls `f` with the frame of the last advance, if any. A frame of
+    /// more than [`KEEP_FRAME_MAX`] bytes leaves the slot once read: it is
+    /// the last append's data, which every followed stream would otherwise
+    /// keep in memory until its next append.
     pub fn with_frame<R>(&self, f: impl FnOnce(Option<&LiveFrame>) -> R) -> R {
-        f(self.frame.lock().expect("follower lock").as_ref())
+        let mut slot = self.frame.lock().expect("follower lock");
+        let result = f(slot.as_ref());
+        if slot
+            .as_ref()
+            .is_some_and(|frame| frame.len() > KEEP_FRAME_MAX)
+        {
+            *slot = None;
+        }
+        result
     }
 }
 
@@ -249,5 +264,39 @@ mod tests {
         w.wake("/s", None);
         assert!(!w.is_followed("/s"));
         assert!(w.is_watched("/s"));
+    }
+
+    #[test]
+    fn a_large_frame_leaves_the_slot_once_read() {
+        use ds_core::{Engine, MemStore, Method, Request, UnixMillis};
+        let now = UnixMillis(1_800_000_000_000);
+        let mut e = Engine::open(MemStore::new(), ds_core::Config::default(), now, 1).unwrap();
+        let path = "/v1/stream/big";
+        let put = Request::new(Method::Put, path).header("content-type", "text/plain");
+        e.handle_and_commit(put, now);
+        let mut frames = Vec::new();
+        for size in [100, KEEP_FRAME_MAX + 1] {
+            while e.poll_event().is_some() {}
+            let append = Request::new(Method::Post, path)
+                .header("content-type", "text/plain")
+                .body(vec![b'x'; size]);
+            e.handle_and_commit(append, now);
+            let from = match e.poll_event() {
+                Some(ds_core::Event::Advanced { from, .. }) => from,
+                other => panic!("{other:?}"),
+            };
+            frames.push(e.live_frame(path, from, now).expect("a frame"));
+        }
+        let w = Waiters::default();
+        let (_watch, f) = w.follow(path);
+        w.wake(path, Some(&frames[0]));
+        assert!(f.with_frame(|frame| frame.is_some()));
+        assert!(f.with_frame(|frame| frame.is_some()), "a small frame stays");
+        w.wake(path, Some(&frames[1]));
+        assert!(f.with_frame(|frame| frame.is_some_and(|fr| fr.len() > KEEP_FRAME_MAX)));
+        assert!(
+            f.with_frame(|frame| frame.is_none()),
+            "a large one is let go"
+        );
     }
 }

@@ -359,6 +359,19 @@ pub struct LiveFrame {
     frame: Arc<Frame>,
 }
 
+impl LiveFrame {
+    /// Bytes of the framed event.
+    pub fn len(&self) -> usize {
+        self.frame.event.len()
+    }
+
+    /// True when the range held no whole JSON message (only a control event
+    /// follows).
+    pub fn is_empty(&self) -> bool {
+        self.frame.event.is_empty()
+    }
+}
+
 /// Data events recently framed for SSE sessions. When many sessions follow
 /// one stream, every append wakes them all and each asks for the same range;
 /// the first reads and frames it, the rest copy its bytes, so the store is
