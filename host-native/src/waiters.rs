@@ -152,9 +152,14 @@ impl Waiters {
     /// making).
     pub fn is_followed(&self, path: &str) -> bool {
         // A follower dropped since the last wake is still listed: at worst
-        // one frame is made for nobody.
+        // one frame is made for nobody. Called under the engine lock, so it
+        // never waits for a fan-out that holds the list.
         self.watch(path)
-            .is_some_and(|w| !w.followers.lock().expect("followers lock").is_empty())
+            .is_some_and(|w| match w.followers.try_lock() {
+                Ok(followers) => !followers.is_empty(),
+                Err(std::sync::TryLockError::WouldBlock) => true,
+                Err(std::sync::TryLockError::Poisoned(_)) => panic!("followers lock poisoned"),
+            })
     }
 
     /// Wakes everything parked on `path`, handing followers `frame`.
