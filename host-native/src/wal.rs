@@ -412,7 +412,7 @@ impl Shared {
         let (bytes, data_at) = frame::encode(s.n, batch, payload_len);
         let at = s.offset;
         let end = at + bytes.len() as u64;
-        if let Err(e) = s.file.write_at(at, &bytes).and_then(|()| s.file.sync()) {
+        if let Err(e) = s.file.write_durably(at, &bytes) {
             w.broken = Some((at, end));
             return Err(io_error(e));
         }

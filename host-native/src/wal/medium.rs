@@ -51,6 +51,13 @@ pub trait LogSegment: Send {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Makes every completed write durable (`fdatasync`).
     fn sync(&mut self) -> io::Result<()>;
+    /// Writes `data` at `offset` and makes every completed write durable:
+    /// [`LogSegment::write_at`] then [`LogSegment::sync`], or one call that
+    /// does both.
+    fn write_durably(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.write_at(offset, data)?;
+        self.sync()
+    }
 }
 
 /// Segments as files `NNNNNNNNNNNNNNNN.log` in a directory.
@@ -95,6 +102,32 @@ impl LogSegment for FileSegment {
 
     fn sync(&mut self) -> io::Result<()> {
         self.0.sync_data()
+    }
+
+    /// One `pwritev2(RWF_DSYNC)`: the write and its `fdatasync` in one
+    /// system call, durable for the written range, and every earlier write
+    /// of a segment was made durable by its own commit. A short write, or a
+    /// kernel without the flag, finishes the usual way.
+    #[cfg(target_os = "linux")]
+    fn write_durably(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        use rustix::io::{pwritev2, Errno, ReadWriteFlags};
+        match pwritev2(
+            &self.0,
+            &[io::IoSlice::new(data)],
+            offset,
+            ReadWriteFlags::DSYNC,
+        ) {
+            Ok(n) if n == data.len() => Ok(()),
+            Ok(n) => {
+                self.0.write_all_at(&data[n..], offset + n as u64)?;
+                self.0.sync_data()
+            }
+            Err(Errno::NOTSUP | Errno::NOSYS | Errno::INVAL) => {
+                self.write_at(offset, data)?;
+                self.sync()
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
