@@ -1,8 +1,9 @@
 //! The write-ahead log in front of the redb shards: the native [`Store`].
 //!
-//! A group commit is one frame appended to the current log segment and one
-//! `fdatasync` (a segment is a preallocated, zero-filled file, so the sync
-//! flushes data only). That is all an acknowledgement waits for. The group
+//! A group commit is one frame appended to the current log segment and
+//! synced in the same call (`pwritev2` with `RWF_DSYNC`, the per-write form
+//! of `fdatasync`; a segment is a preallocated, zero-filled file, so the
+//! sync flushes data only). That is all an acknowledgement waits for. The group
 //! is indexed in the in-memory overlay of its segment (where each record
 //! sits in the file; reads fetch the bytes from the file). A checkpointer
 //! thread streams each sealed segment's groups into redb (transactions of
