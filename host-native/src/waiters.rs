@@ -144,8 +144,17 @@ impl Waiters {
     }
 
     /// True while a reader is parked on `path` (or an SSE body follows it).
+    /// Asked for every write while any reader waits anywhere: it counts
+    /// references instead of taking one.
     pub fn is_watched(&self, path: &str) -> bool {
-        self.watch(path).is_some()
+        if !self.any() {
+            return false;
+        }
+        self.map
+            .lock()
+            .expect("waiters lock")
+            .get(path)
+            .is_some_and(|w| w.strong_count() > 0)
     }
 
     /// True while an SSE body follows `path` (a frame for it is worth
