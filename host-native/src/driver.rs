@@ -528,6 +528,9 @@ struct FollowUp {
 /// The committer thread: waits for staged work, commits a group, repeats.
 /// Ends when the driver is dropped.
 fn committer(driver: std::sync::Weak<Driver>) {
+    // Its wake-ups (one per completed log write) wait for a free core
+    // instead of preempting a request worker (see `scheduling`).
+    crate::scheduling::yield_on_wake();
     loop {
         let Some(d) = driver.upgrade() else { return };
         if d.closing.load(std::sync::atomic::Ordering::SeqCst) {

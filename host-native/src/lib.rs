@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod redb_shards;
 mod response_head;
+pub mod scheduling;
 pub mod server;
 pub mod stall;
 pub mod tls;
