@@ -681,6 +681,15 @@ fn summarize(records: &[RunRecord], scenarios: &[String], names: &[String]) -> s
                     json!(rates.into_iter().map(finite).collect::<Vec<_>>()),
                 );
             }
+            if matches!(s.as_str(), "fanout-sse" | "fanout-longpoll") {
+                // A latency's median hides how far rounds spread (on a
+                // shared 2-core machine, more than the servers differ).
+                let p99s: Vec<f64> = runs.iter().map(|r| m(&r.report, "p99_ms")).collect();
+                entry.insert(
+                    "p99_ms_per_round".into(),
+                    json!(p99s.into_iter().map(finite).collect::<Vec<_>>()),
+                );
+            }
             entry.insert("median".into(), clean(&med));
             entry.insert(
                 "errors".into(),
@@ -720,6 +729,18 @@ fn fmt_ms(v: f64) -> String {
     } else {
         format!("{v:.2}")
     }
+}
+
+/// ` (rounds a, b, …)` for two rounds or more; empty otherwise.
+fn per_round(values: &serde_json::Value) -> String {
+    let Some(values) = values.as_array().filter(|v| v.len() > 1) else {
+        return String::new();
+    };
+    let listed: Vec<String> = values
+        .iter()
+        .map(|v| fmt_ms(v.as_f64().unwrap_or(f64::NAN)))
+        .collect();
+    format!(" (rounds {})", listed.join(", "))
 }
 
 /// The summary as a Markdown table: a row per scenario, a column per target.
@@ -764,9 +785,10 @@ fn markdown(summary: &serde_json::Value, scenarios: &[String], names: &[String])
                         fmt_ms(g("peak_rss_mib"))
                     ),
                     "fanout-sse" | "fanout-longpoll" => format!(
-                        "ack→recv p50 {} p99 {} max {} ms (arrival p50 {} p99 {}; send→recv p50 {} p99 {}); lost {} dup {}; writer {:.1}/s, ack p50 {} p99 {} ms",
+                        "ack→recv p50 {} p99 {}{} max {} ms (arrival p50 {} p99 {}; send→recv p50 {} p99 {}); lost {} dup {}; writer {:.1}/s, ack p50 {} p99 {} ms",
                         fmt_ms(g("p50_ms")),
                         fmt_ms(g("p99_ms")),
+                        per_round(&e["p99_ms_per_round"]),
                         fmt_ms(g("max_ms")),
                         fmt_ms(g("arrival_p50_ms")),
                         fmt_ms(g("arrival_p99_ms")),
@@ -828,5 +850,11 @@ mod tests {
         assert_eq!(ours["median"]["p99_ms"], 6.0);
         assert_eq!(ours["median"]["lost"], 3.0, "a loss in one round shows");
         assert_eq!(ours["rounds"], 3);
+        assert_eq!(ours["p99_ms_per_round"], json!([5.0, 9.0, 6.0]));
+        let table = markdown(&summary, &["fanout-sse".into()], &["ours".into()]);
+        assert!(
+            table.contains("p99 6.00 (rounds 5.00, 9.00, 6.00) max"),
+            "{table}"
+        );
     }
 }
