@@ -7,7 +7,7 @@
 # Every server listens on 127.0.0.1 only. Benchmarks are not tests: nothing
 # here runs in scripts/test.sh.
 #
-#   scripts/bench.sh                      # everything, ours only (~10 min)
+#   scripts/bench.sh                      # everything, ours only (~12 min)
 #   scripts/bench.sh --quick              # short run with small sizes (~2 min)
 #   scripts/bench.sh --scenarios append-many,catchup-read --targets ours-memory
 #   scripts/bench.sh --peers DIR          # also the peers installed under DIR
