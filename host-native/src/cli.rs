@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::{ServeArgs, Settings};
+use crate::config::{Scheduling, ServeArgs, Settings};
 
 /// A Durable Streams server (PROTOCOL.md): durable, append-only,
 /// offset-addressable streams over HTTP, stored in redb file shards.
@@ -123,27 +123,29 @@ pub struct InspectArgs {
     pub records: usize,
 }
 
-/// Parses the command line and runs what it asks for.
-pub async fn run() -> ExitCode {
+/// Parses the command line and runs what it asks for. Builds the tokio
+/// runtime itself: the scheduling policy (`--scheduling`) is set on the
+/// main thread first, so every thread the server starts inherits it.
+pub fn run() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
     match cli.command {
-        None => serve(&cli.serve, &matches).await,
+        None => serve(&cli.serve, &matches),
         Some(Command::Serve(args)) => {
             let sub = matches.subcommand_matches("serve").expect("serve matched");
-            serve(&args, sub).await
+            serve(&args, sub)
         }
-        Some(Command::Export(args)) => report(crate::archive_cli::export(&args)),
-        Some(Command::Import(args)) => report(crate::archive_cli::import(&args)),
-        Some(Command::List(args)) => report(crate::inspect::list(&args)),
-        Some(Command::Inspect(args)) => report(crate::inspect::inspect(&args)),
+        Some(Command::Export(args)) => in_runtime(async { crate::archive_cli::export(&args) }),
+        Some(Command::Import(args)) => in_runtime(async { crate::archive_cli::import(&args) }),
+        Some(Command::List(args)) => in_runtime(async { crate::inspect::list(&args) }),
+        Some(Command::Inspect(args)) => in_runtime(async { crate::inspect::inspect(&args) }),
     }
 }
 
-async fn serve(args: &ServeArgs, matches: &ArgMatches) -> ExitCode {
+fn serve(args: &ServeArgs, matches: &ArgMatches) -> ExitCode {
     let settings = match Settings::resolve(args, matches) {
         Ok(s) => s,
         Err(e) => {
@@ -155,8 +157,26 @@ async fn serve(args: &ServeArgs, matches: &ArgMatches) -> ExitCode {
         print!("{}", settings.to_toml());
         return ExitCode::SUCCESS;
     }
+    // Before any other thread exists: threads inherit the policy.
+    if settings.scheduling == Scheduling::Batch {
+        crate::scheduling::yield_on_wake();
+    }
     crate::logging::init(&settings.log);
-    report(crate::serve(settings).await)
+    in_runtime(crate::serve(settings))
+}
+
+/// Runs `work` on a multi-thread tokio runtime (a worker per core) and
+/// reports its outcome as the exit code.
+fn in_runtime(
+    work: impl std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
+) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => report(runtime.block_on(work)),
+        Err(e) => report(Err(format!("cannot start the async runtime: {e}").into())),
+    }
 }
 
 fn report(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {

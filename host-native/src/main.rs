@@ -10,7 +10,6 @@ use std::process::ExitCode;
 static ALLOCATOR: durable_streams_server::allocator::Allocator =
     durable_streams_server::allocator::Allocator;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    durable_streams_server::cli::run().await
+fn main() -> ExitCode {
+    durable_streams_server::cli::run()
 }

@@ -2,8 +2,12 @@
 //! defaults, shown by `--print-config`; invalid values stop the server with
 //! exit code 2 and a message naming the setting; `--help` lists everything.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use support::Server;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_durable-streams-server"));
@@ -90,7 +94,18 @@ max_live_readers = 70
             Some(1024),
             "default"
         );
+        assert_eq!(c["scheduling"].as_str(), Some("batch"), "default");
     }
+    let file = write(dir.path(), "normal.toml", "scheduling = \"normal\"\n");
+    let c = effective(&["--print-config", "--config", &file], &[]);
+    assert_eq!(c["scheduling"].as_str(), Some("normal"), "from the file");
+    let c = effective(
+        &["--print-config", "--config", &file, "--scheduling", "batch"],
+        &[],
+    );
+    assert_eq!(c["scheduling"].as_str(), Some("batch"), "flag beats file");
+    let c = effective(&["--print-config"], &[("DS_SCHEDULING", "normal")]);
+    assert_eq!(c["scheduling"].as_str(), Some("normal"), "from the env");
 }
 
 #[test]
@@ -130,6 +145,7 @@ fn invalid_values_name_the_setting() {
     fails(&[], &[("DS_MAX_STREAMS", "-1")], &["--max-streams"]);
     fails(&[], &[("DS_BIND", "nowhere")], &["--bind"]);
     fails(&["--log-format", "xml"], &[], &["--log-format"]);
+    fails(&["--scheduling", "fifo"], &[], &["--scheduling", "fifo"]);
     let typed = write(
         dir.path(),
         "typed.toml",
@@ -213,6 +229,7 @@ fn help_lists_every_setting_and_subcommand() {
         "--max-connections",
         "--max-header-bytes",
         "--header-timeout-ms",
+        "--scheduling",
         "DS_MAX_STREAMS",
         "export",
         "import",
@@ -221,5 +238,57 @@ fn help_lists_every_setting_and_subcommand() {
         "serve",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
+
+/// A thread's name and scheduling policy from its `stat` file (field 41).
+#[cfg(target_os = "linux")]
+fn policy(stat: &Path) -> (String, i32) {
+    let stat = std::fs::read_to_string(stat).unwrap();
+    // The name is in parentheses and may hold spaces: count fields after it.
+    let (head, tail) = stat.rsplit_once(')').unwrap();
+    let name = head.split_once('(').unwrap().1.to_string();
+    (
+        name,
+        tail.split_whitespace().nth(38).unwrap().parse().unwrap(),
+    )
+}
+
+/// The policy of each thread of a running process, by thread name.
+#[cfg(target_os = "linux")]
+fn thread_policies(pid: u32) -> Vec<(String, i32)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| policy(&task.unwrap().path().join("stat")))
+        .collect()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn every_thread_of_the_server_runs_with_the_configured_policy() {
+    const SCHED_BATCH: i32 = 3;
+    // `normal` leaves the policy the server was started with: this test's.
+    let (_, started_with) = policy(Path::new("/proc/self/stat"));
+    let dir = tempfile::tempdir().unwrap();
+    let batch = Server::start(dir.path(), &[]);
+    let threads = thread_policies(batch.child.id());
+    assert!(
+        threads.iter().any(|(n, _)| n == "tokio-rt-worker"),
+        "{threads:?}"
+    );
+    assert!(
+        threads.iter().all(|(_, p)| *p == SCHED_BATCH),
+        "{threads:?}"
+    );
+    drop(batch);
+    let normal = Server::start(dir.path(), &["--scheduling", "normal"]);
+    for (name, policy) in thread_policies(normal.child.id()) {
+        // The group-commit thread is a batch thread under either setting.
+        let want = if name == "group-commit" {
+            SCHED_BATCH
+        } else {
+            started_with
+        };
+        assert_eq!(policy, want, "thread {name}");
     }
 }
