@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::{Scheduling, ServeArgs, Settings};
+use crate::config::{ServeArgs, Settings};
 
 /// A Durable Streams server (PROTOCOL.md): durable, append-only,
 /// offset-addressable streams over HTTP, stored in redb file shards.
@@ -158,7 +158,7 @@ fn serve(args: &ServeArgs, matches: &ArgMatches) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // Before any other thread exists: threads inherit the policy.
-    if settings.scheduling == Scheduling::Batch {
+    if settings.batch_scheduling() {
         crate::scheduling::yield_on_wake();
     }
     crate::logging::init(&settings.log);

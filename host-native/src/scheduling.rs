@@ -1,4 +1,4 @@
-//! How the server's own background threads ask the kernel's scheduler to
+//! How the server's threads ask the kernel's scheduler to
 //! treat them.
 
 /// Marks the calling thread as a batch thread (Linux `SCHED_BATCH`; a no-op
@@ -15,15 +15,16 @@
 /// A/B, 4 rounds each: append-hot 51.8k -> 57.3k/s, json-append 49.4k ->
 /// 56.3k/s, append-many 47.1k -> 48.5k/s (see the issue 8 notes).
 ///
-/// Also called on the main thread before the runtime starts when
-/// `--scheduling batch` (the default), so every thread of the server is a
-/// batch thread. In an SSE fan-out the woken tokio workers then stop
-/// preempting the worker already sending on their core (tokio wakes an
-/// idle worker through its eventfd; stacked on one core, two workers took
-/// turns every 5-20 µs). Memory mode, same-run A/B (6 single rounds): SSE
-/// fan-out p99 4.81 -> 3.85 ms, server CPU per delivery 7.82 -> 6.88 µs;
-/// durable SSE fan-out p99 6.18 -> 4.95 ms (3 rounds); memory append-many
-/// p99 lower, rate within noise or higher; durable appends within noise.
+/// Also called on the main thread before the runtime starts when the
+/// server's threads are to be batch threads (`--scheduling`, by default
+/// with durable storage: [`crate::config::Settings::batch_scheduling`]), so
+/// every thread it starts inherits the policy. In an SSE fan-out tokio
+/// wakes an idle worker through its eventfd every few tasks; stacked on the
+/// core of the worker that was sending, it preempted that worker and the two
+/// took turns every 5-20 µs. Durable mode, same-run A/B (7 rounds): SSE
+/// fan-out p99 from the append's send 6.98 -> 6.29 ms, from the writer's
+/// ack 6.11 -> 5.25 ms, the writer's ack p99 3.88 -> 2.29 ms; appends and
+/// long-polls within noise.
 ///
 /// Threads the calling thread spawns afterwards inherit the policy (the
 /// committer spawns none). Returns whether the policy was set.

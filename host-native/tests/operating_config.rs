@@ -94,7 +94,7 @@ max_live_readers = 70
             Some(1024),
             "default"
         );
-        assert_eq!(c["scheduling"].as_str(), Some("batch"), "default");
+        assert_eq!(c["scheduling"].as_str(), Some("auto"), "default");
     }
     let file = write(dir.path(), "normal.toml", "scheduling = \"normal\"\n");
     let c = effective(&["--print-config", "--config", &file], &[]);
@@ -270,25 +270,29 @@ fn every_thread_of_the_server_runs_with_the_configured_policy() {
     // `normal` leaves the policy the server was started with: this test's.
     let (_, started_with) = policy(Path::new("/proc/self/stat"));
     let dir = tempfile::tempdir().unwrap();
-    let batch = Server::start(dir.path(), &[]);
-    let threads = thread_policies(batch.child.id());
-    assert!(
-        threads.iter().any(|(n, _)| n == "tokio-rt-worker"),
-        "{threads:?}"
-    );
-    assert!(
-        threads.iter().all(|(_, p)| *p == SCHED_BATCH),
-        "{threads:?}"
-    );
-    drop(batch);
-    let normal = Server::start(dir.path(), &["--scheduling", "normal"]);
-    for (name, policy) in thread_policies(normal.child.id()) {
-        // The group-commit thread is a batch thread under either setting.
-        let want = if name == "group-commit" {
-            SCHED_BATCH
-        } else {
-            started_with
-        };
-        assert_eq!(policy, want, "thread {name}");
+    // (extra flags, every thread batch?) — `auto`, the default, is batch
+    // with durable storage and normal in memory mode.
+    let cases: [(&[&str], bool); 4] = [
+        (&[], true),
+        (&["--memory"], false),
+        (&["--memory", "--scheduling", "batch"], true),
+        (&["--scheduling", "normal"], false),
+    ];
+    for (extra, batch) in cases {
+        let server = Server::start(dir.path(), extra);
+        let threads = thread_policies(server.child.id());
+        assert!(
+            threads.iter().any(|(n, _)| n == "tokio-rt-worker"),
+            "{threads:?}"
+        );
+        for (name, policy) in threads {
+            // The group-commit thread is a batch thread under any setting.
+            let want = if batch || name == "group-commit" {
+                SCHED_BATCH
+            } else {
+                started_with
+            };
+            assert_eq!(policy, want, "thread {name} with {extra:?}");
+        }
     }
 }
