@@ -654,9 +654,10 @@ impl Settings {
     /// picks batch for durable storage only: there it made the SSE fan-out
     /// faster end to end (same-run A/B, 7 rounds: p99 from the append's send
     /// 6.98 -> 6.29 ms, the writer's ack p99 3.88 -> 2.29 ms) with appends
-    /// and long-polls within noise; in memory mode, where the appending request itself wakes the
-    /// readers, the writer's ack came later (p50 2.2 -> 3.3 ms) and the
-    /// readers' data with it (p50 from the send 3.5 -> 4.7 ms).
+    /// and long-polls within noise. In memory mode, where the appending
+    /// request itself wakes the readers, the writer's ack came later (p50
+    /// 2.2 -> 3.3 ms) and the readers' data with it (p50 from the send 3.5
+    /// -> 4.7 ms).
     pub fn batch_scheduling(&self) -> bool {
         match self.scheduling {
             Scheduling::Auto => !self.memory,

@@ -113,8 +113,8 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Rounds of the append and fan-out scenarios (bare and targets
-    /// alternate each round; the results are the medians). Odd, so a median is one
-    /// round's value, not the mean of a fast round and a slow one.
+    /// alternate each round; the results are the medians). Odd, so a median
+    /// is one round's value, not the mean of a fast round and a slow one.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Skip the bare hyper baseline.
