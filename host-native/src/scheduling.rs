@@ -15,16 +15,10 @@
 /// A/B, 4 rounds each: append-hot 51.8k -> 57.3k/s, json-append 49.4k ->
 /// 56.3k/s, append-many 47.1k -> 48.5k/s (see the issue 8 notes).
 ///
-/// Also called on the main thread before the runtime starts when the
-/// server's threads are to be batch threads (`--scheduling`, by default
-/// with durable storage: [`crate::config::Settings::batch_scheduling`]), so
-/// every thread it starts inherits the policy. In an SSE fan-out tokio
-/// wakes an idle worker through its eventfd every few tasks; stacked on the
-/// core of the worker that was sending, it preempted that worker and the two
-/// took turns every 5-20 µs. Durable mode, same-run A/B (7 rounds): SSE
-/// fan-out p99 from the append's send 6.98 -> 6.29 ms, from the writer's
-/// ack 6.11 -> 5.25 ms, the writer's ack p99 3.88 -> 2.29 ms; appends and
-/// long-polls within noise.
+/// Also called on the main thread before the runtime starts when
+/// [`crate::config::Settings::batch_scheduling`] says so (by default with
+/// durable storage; why and what it measured is said there), so every
+/// thread the server starts inherits the policy.
 ///
 /// Threads the calling thread spawns afterwards inherit the policy (the
 /// committer spawns none). Returns whether the policy was set.

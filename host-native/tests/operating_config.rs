@@ -241,25 +241,28 @@ fn help_lists_every_setting_and_subcommand() {
     }
 }
 
-/// A thread's name and scheduling policy from its `stat` file (field 41).
+/// A thread's name and scheduling policy from its `stat` file (field 41);
+/// `None` once the thread has exited.
 #[cfg(target_os = "linux")]
-fn policy(stat: &Path) -> (String, i32) {
-    let stat = std::fs::read_to_string(stat).unwrap();
+fn policy(stat: &Path) -> Option<(String, i32)> {
+    let stat = std::fs::read_to_string(stat).ok()?;
     // The name is in parentheses and may hold spaces: count fields after it.
     let (head, tail) = stat.rsplit_once(')').unwrap();
     let name = head.split_once('(').unwrap().1.to_string();
-    (
+    Some((
         name,
         tail.split_whitespace().nth(38).unwrap().parse().unwrap(),
-    )
+    ))
 }
 
-/// The policy of each thread of a running process, by thread name.
+/// The policy of each thread of a running process, by thread name (a
+/// thread that exits while they are read, such as an idle blocking-pool
+/// thread, is left out).
 #[cfg(target_os = "linux")]
 fn thread_policies(pid: u32) -> Vec<(String, i32)> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
-        .map(|task| policy(&task.unwrap().path().join("stat")))
+        .filter_map(|task| policy(&task.ok()?.path().join("stat")))
         .collect()
 }
 
@@ -268,7 +271,7 @@ fn thread_policies(pid: u32) -> Vec<(String, i32)> {
 fn every_thread_of_the_server_runs_with_the_configured_policy() {
     const SCHED_BATCH: i32 = 3;
     // `normal` leaves the policy the server was started with: this test's.
-    let (_, started_with) = policy(Path::new("/proc/self/stat"));
+    let (_, started_with) = policy(Path::new("/proc/self/stat")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // (extra flags, every thread batch?) — `auto`, the default, is batch
     // with durable storage and normal in memory mode.
