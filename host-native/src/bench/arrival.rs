@@ -16,6 +16,15 @@ use bytes::BytesMut;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+/// Now on the clock of the kernel's stamps (`CLOCK_REALTIME`), as time
+/// since the Unix epoch: to compare a stamp with a moment the load
+/// generator saw itself.
+pub fn since_epoch() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 /// Asks the kernel to stamp the segments received on `stream`.
 #[cfg(target_os = "linux")]
 pub fn enable(stream: &TcpStream) -> io::Result<()> {
@@ -143,7 +152,6 @@ pub async fn read(
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use std::time::SystemTime;
     use tokio::io::AsyncWriteExt;
 
     #[tokio::test]
@@ -153,11 +161,7 @@ mod tests {
         let client = TcpStream::connect(addr).await.unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
         enable(&client).unwrap();
-        let now = || {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-        };
+        let now = since_epoch;
 
         // The kernel turns receive stamping on for the whole system a moment
         // after the first socket asks (a deferred static-key switch), so the

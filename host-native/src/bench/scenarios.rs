@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::arrival::since_epoch;
 use crate::client::{Conn, Head};
 use crate::stats::Samples;
 
@@ -943,6 +944,8 @@ pub async fn fanout(ctx: &Ctx, live: Live) -> Report {
     // The kernel's arrival time of each acknowledgement.
     let mut ack_arrivals: Vec<Option<Duration>> = Vec::new();
     let mut sends: Vec<Instant> = Vec::new();
+    // The same moments on the kernel stamps' clock (time since the epoch).
+    let mut sends_wall: Vec<Duration> = Vec::new();
     let mut wlat = Samples::default();
     let start = Instant::now();
     let mut body = Vec::with_capacity(256);
@@ -955,6 +958,7 @@ pub async fn fanout(ctx: &Ctx, live: Live) -> Report {
         body.extend_from_slice(b"\"}");
         let t = Instant::now();
         sends.push(t);
+        sends_wall.push(since_epoch());
         match call(
             &mut wconn,
             o.request_timeout,
@@ -990,6 +994,19 @@ pub async fn fanout(ctx: &Ctx, live: Live) -> Report {
     report.set("writer_rate", acked as f64 / write_secs);
     report.set("writer_p50_ms", wlat.pct_ms(50.0));
     report.set("writer_p99_ms", wlat.pct_ms(99.0));
+    // When each acknowledgement reached the writer's socket, by its kernel
+    // stamp: the load generator reads it only after the reader events
+    // queued before it, so `writer_p50_ms` can be far later than this.
+    let mut ack_kernel = Samples::default();
+    for (sent, arrived) in sends_wall.iter().zip(&ack_arrivals) {
+        if let Some(arrived) = arrived {
+            ack_kernel.push_us(arrived.saturating_sub(*sent).as_micros());
+        }
+    }
+    if !ack_kernel.0.is_empty() && ack_kernel.0.len() == wlat.0.len() {
+        report.set("writer_ack_arrival_p50_ms", ack_kernel.pct_ms(50.0));
+        report.set("writer_ack_arrival_p99_ms", ack_kernel.pct_ms(99.0));
+    }
 
     // Let the readers catch up (at most 5 s), then stop them.
     let grace = Instant::now();

@@ -312,14 +312,15 @@ impl CpuSnapshot {
     }
 
     /// CPU use since `self`, in cores: (server, load generator, everything
-    /// else on the machine). Clock ticks are 1/100 s on Linux.
-    pub fn since(&self, server: Option<u32>) -> (f64, f64, f64) {
+    /// else on the machine), and the seconds it covers. Clock ticks are
+    /// 1/100 s on Linux.
+    pub fn since(&self, server: Option<u32>) -> (f64, f64, f64, f64) {
         let now = CpuSnapshot::take(server);
         let secs = now.at.duration_since(self.at).as_secs_f64().max(1e-3);
         let d = |a: u64, b: u64| a.saturating_sub(b) as f64 / 100.0 / secs;
         let server = d(now.server, self.server);
         let me = d(now.me, self.me);
         let all = d(now.busy_all, self.busy_all);
-        (server, me, (all - server - me).max(0.0))
+        (server, me, (all - server - me).max(0.0), secs)
     }
 }
