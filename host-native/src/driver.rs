@@ -263,6 +263,7 @@ impl Driver {
         }
         let after = FollowUp {
             advanced,
+            now,
             webhooks,
             allow_local: engine.config().allow_local_webhooks,
             pending: engine.has_pending_commit(),
@@ -273,8 +274,12 @@ impl Driver {
     /// Wakes the readers of advanced paths, the committer when a commit is
     /// pending, and sends the webhooks an engine call left.
     fn follow_up(&self, after: FollowUp) {
+        let fanout = self.runtime.as_ref().map(|runtime| crate::waiters::Fanout {
+            runtime,
+            now: after.now,
+        });
         for (path, frame) in after.advanced {
-            self.waiters.wake(&path, frame.as_ref());
+            self.waiters.wake(&path, frame.as_ref(), fanout);
         }
         if after.pending {
             self.signal_work();
@@ -519,6 +524,8 @@ struct FollowUp {
     /// followers send next when one was framed (only collected when
     /// readers wait somewhere).
     advanced: Vec<(String, Option<ds_core::LiveFrame>)>,
+    /// The engine's time of the call (the frames' time).
+    now: UnixMillis,
     webhooks: Vec<ds_core::WebhookDelivery>,
     allow_local: bool,
     /// A commit is staged: the committer is to be woken.

@@ -58,6 +58,11 @@ pub async fn metrics(State(ops): State<Arc<Ops>>, req: Request) -> Response {
     ops.metrics
         .subscription_wakes
         .inc_by(wakes.saturating_sub(seen));
+    let direct = ops.driver.waiters.direct_events();
+    let seen = ops.metrics.sse_direct_events.get();
+    ops.metrics
+        .sse_direct_events
+        .inc_by(direct.saturating_sub(seen));
     ops.metrics.streams.set(gauge_value(streams));
     ops.metrics.stored_bytes.set(gauge_value(bytes));
     ops.metrics

@@ -14,6 +14,7 @@ use ds_core::{Body, Method, Outcome, ProtocolError, Request, Response, SseSessio
 use tokio::time::{Instant, Sleep};
 
 use crate::driver::{Driver, Handled, Writer};
+use crate::live_socket::LiveSocket;
 use crate::waiters::{Follower, Watch};
 
 /// Handles every request under the stream root (the router's handler: its
@@ -25,6 +26,11 @@ pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest)
 /// Handles a request under the stream root sent by `writer`.
 pub async fn respond(driver: Arc<Driver>, req: AxumRequest, writer: Writer) -> AxumResponse {
     let (parts, body) = req.into_parts();
+    // Direct SSE writes are chunks of an HTTP/1.1 body (see `live_socket`).
+    let socket = (parts.version == axum::http::Version::HTTP_11
+        && parts.method == axum::http::Method::GET)
+        .then(|| parts.extensions.get::<Arc<LiveSocket>>().cloned())
+        .flatten();
     let mut core = Request::new(Method::from_name(parts.method.as_str()), parts.uri.path());
     core.query = parts.uri.query().unwrap_or("").to_string();
     core.headers = parts
@@ -50,7 +56,7 @@ pub async fn respond(driver: Arc<Driver>, req: AxumRequest, writer: Writer) -> A
         }
     }
     match driver.handle_from(core, writer) {
-        Handled::Respond(res) => to_axum(res, &driver),
+        Handled::Respond(res) => to_axum_on(res, &driver, socket),
         Handled::Durable(rx) => match rx.await {
             Ok(res) => to_axum(res, &driver),
             // The committer is gone (shutdown): nothing was acknowledged.
@@ -129,6 +135,16 @@ async fn park(driver: Arc<Driver>, mut lp: ds_core::LongPoll) -> AxumResponse {
 }
 
 fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
+    to_axum_on(res, driver, None)
+}
+
+/// [`to_axum`], for a request whose connection's `socket` may take an SSE
+/// body's events directly.
+fn to_axum_on(
+    res: Response,
+    driver: &Arc<Driver>,
+    socket: Option<Arc<LiveSocket>>,
+) -> AxumResponse {
     let Response {
         status,
         headers,
@@ -138,7 +154,7 @@ fn to_axum(res: Response, driver: &Arc<Driver>) -> AxumResponse {
         Body::Empty => AxumBody::empty(),
         Body::Full(bytes) => AxumBody::from(bytes),
         Body::Pieces(pieces) => pieces_body(pieces),
-        Body::Sse(session) => sse_body(Arc::clone(driver), session),
+        Body::Sse(session) => sse_body(Arc::clone(driver), session, socket),
     };
     let mut out = AxumResponse::new(body);
     *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -242,18 +258,22 @@ impl http_body::Body for PiecesBody {
 /// A streaming body that drives `session` until the engine ends it, the
 /// client goes away (hyper drops the body), or the server shuts down.
 ///
-/// The body is polled by the connection's own task, so an append wakes that
-/// task once and its event is written in the same turn (one write per event;
-/// no task or channel in between). An append that leaves the session at the
+/// Following the tail, its events mostly do not pass through it: on a plain
+/// HTTP/1.1 connection (`socket`), while the body waits at the tail, the
+/// fan-out writes each append's event straight into the socket
+/// ([`crate::live_socket`]). Otherwise, or when that cannot be done, the
+/// body is polled by the connection's own task: an append wakes that task
+/// once and its event is written in the same turn (one write per event; no
+/// task or channel in between). An append that leaves the session at the
 /// tail is sent from the frame the appender made for every follower
-/// ([`SseSession::follow`]): the task then touches only its own wake-up
-/// slot, not the engine or anything its fellow readers share.
-fn sse_body(driver: Arc<Driver>, session: SseSession) -> AxumBody {
+/// ([`SseSession::follow`]): the task then touches only its own follower,
+/// not the engine or anything its fellow readers share.
+fn sse_body(driver: Arc<Driver>, session: SseSession, socket: Option<Arc<LiveSocket>>) -> AxumBody {
     // Registered before the first look, so no append after it is missed.
-    let (watch, follower) = driver.waiters.follow(&session.path);
+    let path = session.path.clone();
+    let (watch, follower) = driver.waiters.follow(&path, session, socket);
     AxumBody::new(SseBody {
         driver,
-        session,
         _watch: watch,
         follower,
         look: Look::Now,
@@ -262,10 +282,9 @@ fn sse_body(driver: Arc<Driver>, session: SseSession) -> AxumBody {
     })
 }
 
-/// State of one SSE body between frames.
+/// State of one SSE body between frames (its session is its follower's).
 struct SseBody {
     driver: Arc<Driver>,
-    session: SseSession,
     /// Keeps the path's entry in the registry.
     _watch: Arc<Watch>,
     follower: Arc<Follower>,
@@ -300,24 +319,34 @@ impl http_body::Body for SseBody {
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         use std::task::Poll;
         let this = self.get_mut();
+        // The session advances here only after `disarm` (in `ask_engine` and
+        // before `follow`): from then on no event is written straight to the
+        // socket (one in progress finishes first), so none overtakes what
+        // this poll hands hyper. A poll that only finds nothing new leaves
+        // the body open.
         loop {
             let step = match this.look {
-                Look::Ended => return Poll::Ready(None),
+                Look::Ended => {
+                    this.follower.disarm();
+                    return Poll::Ready(None);
+                }
                 Look::Now => this.ask_engine(),
                 Look::Later => {
                     // Shutdown wakes every follower after setting the flag,
                     // and the wake-up is registered before the flag is read.
                     let woken = this.follower.poll_woken(cx.waker());
-                    if this.driver.stopping() {
+                    if this.driver.stopping() || this.follower.failed() {
+                        this.follower.disarm();
                         return Poll::Ready(None);
                     }
                     if woken {
+                        this.follower.disarm();
                         let now = this.driver.clock.now();
-                        let session = &mut this.session;
-                        match this
-                            .follower
-                            .with_frame(|frame| frame.and_then(|f| session.follow(f, now)))
-                        {
+                        let follower = &this.follower;
+                        let followed = follower.with_frame(|frame| {
+                            frame.and_then(|f| follower.session().follow(f, now))
+                        });
+                        match followed {
                             Some(step) => step,
                             None => this.ask_engine(),
                         }
@@ -327,7 +356,12 @@ impl http_body::Body for SseBody {
                                 this.armed_for = None;
                                 this.ask_engine()
                             }
-                            Poll::Pending => return Poll::Pending,
+                            Poll::Pending => {
+                                // Waiting at the tail: the fan-out may write
+                                // here directly once hyper has flushed.
+                                this.follower.arm();
+                                return Poll::Pending;
+                            }
                         }
                     }
                 }
@@ -347,11 +381,21 @@ impl http_body::Body for SseBody {
     }
 }
 
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        // Hyper may write the connection's next response: no direct writes.
+        self.follower.disarm();
+    }
+}
+
 impl SseBody {
-    /// The next step from the engine (under its lock).
+    /// The next step from the engine (under its lock), with direct writes
+    /// stopped first (see `poll_frame`).
     fn ask_engine(&mut self) -> ds_core::SseStep {
-        let session = &mut self.session;
-        self.driver.with_engine(|e, now| e.sse_poll(session, now))
+        self.follower.disarm();
+        let mut session = self.follower.session();
+        self.driver
+            .with_engine(|e, now| e.sse_poll(&mut session, now))
     }
 
     /// Makes sure the timer fires by `at`: what to do next.

@@ -17,6 +17,7 @@ pub mod health;
 pub mod http;
 pub mod inspect;
 pub mod limits;
+pub mod live_socket;
 pub mod logging;
 pub mod metrics;
 pub mod redb_shards;

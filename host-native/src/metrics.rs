@@ -68,6 +68,9 @@ pub struct Metrics {
     pub stored_bytes: Gauge,
     /// Subscription wake-ups delivered.
     pub subscription_wakes: Counter,
+    /// SSE events the fan-out wrote straight into sockets, read at scrape
+    /// time (the rest went through their bodies' tasks).
+    pub sse_direct_events: Counter,
     /// Requests refused by a limit or by auth, by reason.
     pub rejected: Family<ReasonLabels, Counter>,
     /// Writes received and not yet answered, read at scrape time.
@@ -150,6 +153,7 @@ impl Metrics {
             streams: Gauge::default(),
             stored_bytes: Gauge::default(),
             subscription_wakes: Counter::default(),
+            sse_direct_events: Counter::default(),
             rejected: Family::default(),
             writes_in_flight: Gauge::default(),
             connections: Gauge::default(),
@@ -207,6 +211,11 @@ impl Metrics {
             "ds_subscription_wakes",
             "Subscription wake-ups delivered",
             m.subscription_wakes.clone(),
+        );
+        r.register(
+            "ds_sse_direct_events",
+            "SSE events the fan-out wrote straight into a reader's socket",
+            m.sse_direct_events.clone(),
         );
         r.register(
             "ds_rejected_requests",

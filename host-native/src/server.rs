@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -32,6 +32,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::driver::Writer;
 use crate::gate::{operated_app, Ops};
+use crate::live_socket::{LiveSocket, SocketIo};
 use crate::metrics::Metrics;
 use crate::stall::StallTimeout;
 use crate::tls::CertStore;
@@ -177,8 +178,12 @@ async fn accept_loop(
         );
         tokio::spawn(async move {
             metrics.connections.inc();
-            let io = StallTimeout::new(tcp, send_timeout);
-            serve_connection(io, peer, app, &builder, watcher, tls, handshake).await;
+            let io = SocketIo::new(tcp);
+            // Direct SSE writes need the bytes on the wire to be hyper's
+            // own (no TLS record layer in between).
+            let live = tls.is_none().then(|| io.live());
+            let io = StallTimeout::new(io, send_timeout);
+            serve_connection(io, peer, app, &builder, watcher, tls, live, handshake).await;
             metrics.connections.dec();
             drop(slot);
         });
@@ -187,13 +192,15 @@ async fn accept_loop(
     let _ = tokio::time::timeout(DRAIN_LIMIT, graceful.shutdown()).await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection(
-    tcp: StallTimeout<TcpStream>,
+    tcp: StallTimeout<SocketIo>,
     peer: SocketAddr,
     app: Routes,
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     tls: Option<TlsAcceptor>,
+    live: Option<Arc<LiveSocket>>,
     handshake: Duration,
 ) {
     let writer = Writer(NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
@@ -201,6 +208,7 @@ async fn serve_connection(
         routes: app,
         peer,
         writer,
+        live,
     };
     let result = match tls {
         None => {
@@ -247,6 +255,8 @@ struct Connection {
     routes: Routes,
     peer: SocketAddr,
     writer: Writer,
+    /// The socket, when SSE events may be written to it directly.
+    live: Option<Arc<LiveSocket>>,
 }
 
 impl hyper::service::Service<axum::http::Request<Incoming>> for Connection {
@@ -263,6 +273,14 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for Connection {
             // On the stream path only the rate limiter reads the address.
             if ops.limits_rate() {
                 req.extensions_mut().insert(ConnectInfo(self.peer));
+            }
+            // Only SSE reads use it (no extension allocated for the rest).
+            if let Some(live) = &self.live {
+                if req.method() == axum::http::Method::GET
+                    && req.uri().query().is_some_and(|q| q.contains("live=sse"))
+                {
+                    req.extensions_mut().insert(Arc::clone(live));
+                }
             }
             let ops = Arc::clone(ops);
             let writer = self.writer;

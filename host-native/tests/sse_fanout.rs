@@ -2,7 +2,9 @@
 //! tail (sent from the frame each append makes for them), a reader that
 //! joins late and catches up (sent by the engine), and concurrent writers
 //! all end with exactly the stream's messages, in its order, once each, and
-//! the final `streamClosed` control event.
+//! the final `streamClosed` control event. So does a follower that stops
+//! reading while megabytes are appended (its socket fills, and the events
+//! written to it directly queue behind).
 
 mod support;
 
@@ -10,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{request, Server};
+use support::{get_after_pause, request, Server};
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -114,6 +116,16 @@ fn fan_out(extra: &[&str]) {
         .unwrap()
         .clone();
     assert_eq!(expected.len(), 180);
+    // Most events went straight into the followers' sockets (the rest
+    // through their bodies' tasks: a body busy sending takes none).
+    let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap();
+    let direct: u64 = String::from_utf8_lossy(&metrics.body)
+        .lines()
+        .find_map(|l| l.strip_prefix("ds_sse_direct_events_total "))
+        .expect("the direct events metric")
+        .parse()
+        .unwrap();
+    assert!(direct > 0, "no event was written directly ({extra:?})");
     for (n, reader) in followers.into_iter().chain([late]).enumerate() {
         let (got, closed) = messages(&reader.join().unwrap());
         assert_eq!(got.len(), expected.len(), "reader {n} ({extra:?})");
@@ -133,4 +145,64 @@ fn every_sse_reader_gets_each_message_once_in_order_durable() {
 #[test]
 fn every_sse_reader_gets_each_message_once_in_order_memory() {
     fan_out(&["--memory"]);
+}
+
+/// A follower that reads nothing for a while as 16 MiB of events are
+/// appended (far more than the sockets buffer): the writes to it stop and
+/// queue, then resume; it ends with every message once, in order.
+fn stalled_reader(extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), extra);
+    let path = "/v1/stream/stall";
+    assert_eq!(
+        request(server.addr, "PUT", path, &[JSON], b"")
+            .unwrap()
+            .status,
+        201
+    );
+    let addr = server.addr;
+    let target = format!("{path}?offset=-1&live=sse");
+    let reader = thread::spawn(move || {
+        get_after_pause(addr, &target, Duration::from_millis(1500)).expect("SSE read")
+    });
+    let fast = follow(&server, format!("{path}?offset=-1&live=sse"));
+    wait_for_sse_readers(&server, 2);
+    let pad = "p".repeat(32 << 10);
+    for i in 0..512 {
+        let body = format!(r#"{{"i":{i},"pad":"{pad}"}}"#);
+        let r = request(server.addr, "POST", path, &[JSON], body.as_bytes()).unwrap();
+        assert_eq!(r.status, 204);
+    }
+    let r = request(
+        server.addr,
+        "POST",
+        path,
+        &[JSON, ("stream-closed", "true")],
+        b"",
+    );
+    assert_eq!(r.unwrap().status, 204);
+    for (name, body) in [
+        ("stalled", reader.join().unwrap().body),
+        ("fast", fast.join().unwrap()),
+    ] {
+        let (got, closed) = messages(&body);
+        let order: Vec<u64> = got.iter().map(|m| m["i"].as_u64().unwrap()).collect();
+        assert_eq!(
+            order,
+            (0..512).collect::<Vec<u64>>(),
+            "{name} reader ({extra:?})"
+        );
+        assert!(got.iter().all(|m| m["pad"].as_str() == Some(pad.as_str())));
+        assert!(closed, "{name} reader ({extra:?}) saw the stream closed");
+    }
+}
+
+#[test]
+fn a_stalled_sse_reader_gets_every_message_once_in_order_durable() {
+    stalled_reader(&[]);
+}
+
+#[test]
+fn a_stalled_sse_reader_gets_every_message_once_in_order_memory() {
+    stalled_reader(&["--memory"]);
 }

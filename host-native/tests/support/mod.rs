@@ -102,6 +102,22 @@ pub fn request(
     parse(&raw, method == "HEAD")
 }
 
+/// A `GET` whose reader does not read for `pause` after sending it (the
+/// server's socket buffers fill meanwhile), then reads the whole response.
+#[allow(dead_code)]
+pub fn get_after_pause(addr: SocketAddr, target: &str, pause: Duration) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let head = format!("GET {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes())?;
+    // The response head arrives before the pause.
+    let mut raw = vec![0; 1];
+    stream.read_exact(&mut raw)?;
+    std::thread::sleep(pause);
+    stream.read_to_end(&mut raw)?;
+    parse(&raw, false)
+}
+
 fn parse(raw: &[u8], head_only: bool) -> std::io::Result<Reply> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     let end = raw
