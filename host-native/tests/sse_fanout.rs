@@ -53,6 +53,19 @@ fn follow(server: &Server, target: String) -> thread::JoinHandle<Vec<u8>> {
     })
 }
 
+/// Closes the stream at `path` (an empty append with `Stream-Closed`).
+fn close(server: &Server, path: &str) {
+    let closed = request(
+        server.addr,
+        "POST",
+        path,
+        &[JSON, ("stream-closed", "true")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(closed.status, 204);
+}
+
 /// Waits until the server counts `n` SSE bodies open (its metrics).
 fn wait_for_sse_readers(server: &Server, n: usize) {
     let want = format!("ds_live_readers{{mode=\"sse\"}} {n}");
@@ -99,15 +112,7 @@ fn fan_out(extra: &[&str]) {
     for w in writers {
         w.join().unwrap();
     }
-    let closed = request(
-        server.addr,
-        "POST",
-        path,
-        &[JSON, ("stream-closed", "true")],
-        b"",
-    )
-    .unwrap();
-    assert_eq!(closed.status, 204);
+    close(&server, path);
 
     let all = request(server.addr, "GET", &format!("{path}?offset=-1"), &[], b"").unwrap();
     let expected: Vec<Value> = serde_json::from_slice::<Value>(&all.body)
@@ -173,14 +178,7 @@ fn stalled_reader(extra: &[&str]) {
         let r = request(server.addr, "POST", path, &[JSON], body.as_bytes()).unwrap();
         assert_eq!(r.status, 204);
     }
-    let r = request(
-        server.addr,
-        "POST",
-        path,
-        &[JSON, ("stream-closed", "true")],
-        b"",
-    );
-    assert_eq!(r.unwrap().status, 204);
+    close(&server, path);
     for (name, body) in [
         ("stalled", reader.join().unwrap().body),
         ("fast", fast.join().unwrap()),
