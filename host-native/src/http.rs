@@ -26,11 +26,9 @@ pub async fn stream_handler(State(driver): State<Arc<Driver>>, req: AxumRequest)
 /// Handles a request under the stream root sent by `writer`.
 pub async fn respond(driver: Arc<Driver>, req: AxumRequest, writer: Writer) -> AxumResponse {
     let (parts, body) = req.into_parts();
-    // Direct SSE writes are chunks of an HTTP/1.1 body (see `live_socket`).
-    let socket = (parts.version == axum::http::Version::HTTP_11
-        && parts.method == axum::http::Method::GET)
-        .then(|| parts.extensions.get::<Arc<LiveSocket>>().cloned())
-        .flatten();
+    // Present on HTTP/1.1 SSE reads over plain TCP (the connection's service
+    // decides: `server::Connection`).
+    let socket = parts.extensions.get::<Arc<LiveSocket>>().cloned();
     let mut core = Request::new(Method::from_name(parts.method.as_str()), parts.uri.path());
     core.query = parts.uri.query().unwrap_or("").to_string();
     core.headers = parts

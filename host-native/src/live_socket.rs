@@ -165,8 +165,10 @@ impl LiveSocket {
 
 /// `data` framed as one HTTP/1.1 chunk.
 fn chunk(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
     let mut out = Vec::with_capacity(data.len() + 20);
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    // Into the vector itself: no string allocated per write.
+    let _ = write!(out, "{:x}\r\n", data.len());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
     out

@@ -274,9 +274,12 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for Connection {
             if ops.limits_rate() {
                 req.extensions_mut().insert(ConnectInfo(self.peer));
             }
-            // Only SSE reads use it (no extension allocated for the rest).
+            // Only SSE reads use it (no extension allocated for the rest),
+            // and only over HTTP/1.1: direct writes are chunks of an HTTP/1.1
+            // body (see `live_socket`; HTTP/1.0 bodies end at close).
             if let Some(live) = &self.live {
-                if req.method() == axum::http::Method::GET
+                if req.version() == axum::http::Version::HTTP_11
+                    && req.method() == axum::http::Method::GET
                     && req.uri().query().is_some_and(|q| q.contains("live=sse"))
                 {
                     req.extensions_mut().insert(Arc::clone(live));
